@@ -1,0 +1,41 @@
+"""``run_all.py``: one command per table; the flags map one-to-one onto each task's ``run`` arguments."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmark.errors import InputError
+from benchmark.tasks import sr
+
+TASKS = {"sr": sr}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run_all.py",
+        description="carsr-bench: does joint JPEG-artifact removal + x4 super-resolution (CAJNN) help downstream "
+                    "vision models? Writes CSV and Markdown tables under --out.")
+    p.add_argument("--task", choices=sorted(TASKS), required=True,
+                   help="sr: Table I (PSNR/SSIM)")
+    p.add_argument("--data-root", help="root of the official data for the task (default: the embedded, generated "
+                   "or package-shipped data; no download)")
+    p.add_argument("--out", help="output folder (default: results/<task>/)")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0, help="seed for everything random (default 0)")
+    p.add_argument("--limit", type=int, help="use only the first N items of each dataset (smoke runs)")
+    for task in TASKS.values():
+        task.add_arguments(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        print(f"error: --limit must be at least 1, got {args.limit}", file=sys.stderr)
+        return 2
+    try:
+        TASKS[args.task].run_from_args(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

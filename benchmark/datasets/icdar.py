@@ -1,0 +1,283 @@
+"""Word-crop recognition data in two official layouts: ICDAR2013 Challenge 2 Task 3 and clovaai's LMDB.
+
+ICDAR2013 (RRC downloads `Challenge2_Test_Task3_Images.zip`, `Challenge2_Test_Task3_GT.txt`):
+    ROOT/Challenge2_Test_Task3_Images/word_1.png ...
+    ROOT/Challenge2_Test_Task3_GT.txt            lines `word_1.png, "Tiredness"` (UTF-8, optional BOM, CRLF or LF;
+                                                 a quote or backslash inside a label is escaped with a backslash)
+clovaai LMDB (`create_lmdb_dataset.py`): keys `num-samples` (ASCII int), `image-%09d` (encoded image bytes),
+`label-%09d` (UTF-8), indices from 1; every folder holding a `data.mdb` is one dataset.
+
+Subsets of the 1,095 test words (Baek et al. 2019, Sec. 2): IC13_1015 keeps the purely alphanumeric labels, IC13_857
+additionally drops words shorter than 3 characters.
+
+Command: `python -m benchmark.datasets.icdar to-lmdb SRC_DIR DST_DIR [--subset all|1015|857]`.
+"""
+import argparse
+import io
+import os
+import re
+import sys
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lmdb
+import numpy as np
+from PIL import Image
+
+from benchmark.errors import InputError
+
+IMAGES_DIR = "Challenge2_Test_Task3_Images"
+GT_FILE = "Challenge2_Test_Task3_GT.txt"
+SUBSETS = ("all", "1015", "857")
+
+_GT_LINE = re.compile(r'\s*(?P<name>[^,]*?)\s*,\s*"(?P<label>.*)"\s*')
+_ESCAPE = re.compile(r'\\(["\\])')
+_ALPHANUMERIC = re.compile(r"[0-9A-Za-z]+")
+
+
+@dataclass(frozen=True)
+class WordItem:
+    """One word crop: `id` names the official file (`word_12.png`) or LMDB key (`image-000000012`)."""
+
+    id: str
+    label: str
+    origin: str  # where the bytes come from, for messages: a file path or `LMDB_DIR:image-%09d`
+    read: Callable[[], bytes]
+
+    def image(self) -> np.ndarray:
+        """Decoded uint8 RGB HxWx3."""
+        return decode_image(self.read(), self.origin)
+
+
+def decode_image(data: bytes, origin: str) -> np.ndarray:
+    """Encoded bytes -> uint8 RGB HxWx3; grey, palette and RGBA become RGB (alpha dropped), 16-bit scales to 8-bit."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            img.load()
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError and its own errors for bad bytes
+        raise InputError(f"{origin}: cannot decode image ({type(exc).__name__}: {exc})") from None
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        array = np.asarray(img, dtype=np.float64)
+        if img.mode != "F":
+            array = array / 257.0
+        grey = np.clip(np.rint(array), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    return np.array(img.convert("RGB"))
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Lossless PNG bytes of a uint8 grey or RGB array."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _unescape(label: str) -> str:
+    return _ESCAPE.sub(r"\1", label)
+
+
+def _escape(label: str) -> str:
+    return label.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _inside(folder: Path, name: str, where: str) -> Path:
+    """folder/name, refusing names that are absolute or climb out of `folder` (checked on the text, not on links)."""
+    relative = Path(os.path.normpath(name))
+    if "\x00" in name or relative.is_absolute() or relative.parts[:1] == ("..",) or relative == Path("."):
+        raise InputError(f"{where}: image path {name!r} escapes the dataset folder {folder}")
+    return folder / relative
+
+
+def read_gt(gt_path: str | Path) -> list[tuple[str, str, int]]:
+    """(image name, label, line number) per non-blank line of an ICDAR2013 Task 3 GT file."""
+    gt_path = Path(gt_path)
+    try:
+        data = gt_path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{gt_path}: cannot read ground truth ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InputError(f"{gt_path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    entries, seen = [], {}
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        match = _GT_LINE.fullmatch(line)
+        if match is None or not match["name"]:
+            shown = line if len(line) <= 80 else line[:77] + "..."
+            raise InputError(f'{gt_path}:{number}: malformed line {shown!r}, expected: word_N.png, "label"')
+        name = match["name"]
+        if name in seen:
+            raise InputError(f"{gt_path}:{number}: {name} already listed on line {seen[name]}")
+        seen[name] = number
+        entries.append((name, _unescape(match["label"]), number))
+    return entries
+
+
+def in_subset(label: str, subset: str) -> bool:
+    """all: every word; 1015: purely alphanumeric labels; 857: alphanumeric and at least 3 characters."""
+    if subset not in SUBSETS:
+        raise InputError(f"unknown ICDAR2013 subset {subset!r} (choose from {', '.join(SUBSETS)})")
+    if subset == "all":
+        return True
+    return _ALPHANUMERIC.fullmatch(label) is not None and (subset == "1015" or len(label) >= 3)
+
+
+def _file_reader(path: Path) -> Callable[[], bytes]:
+    def read() -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read image ({exc.strerror})") from None
+    return read
+
+
+def read_icdar2013(root: str | Path, subset: str = "all") -> list[WordItem]:
+    """Items of ROOT in GT order; every listed image must exist (checked now, decoded on `WordItem.image()`)."""
+    root = Path(root)
+    images, gt_path = root / IMAGES_DIR, root / GT_FILE
+    if not gt_path.is_file() and (images / GT_FILE).is_file():
+        gt_path = images / GT_FILE
+    if not gt_path.is_file():
+        raise InputError(f"{root}: no {GT_FILE} (ICDAR2013 Task 3 layout: {GT_FILE} and {IMAGES_DIR}/)")
+    if not images.is_dir():
+        raise InputError(f"{root}: no {IMAGES_DIR}/ folder")
+    items = []
+    for name, label, number in read_gt(gt_path):
+        path = _inside(images, name, f"{gt_path}:{number}")
+        if not path.is_file():
+            raise InputError(f"{gt_path}:{number}: image {name} not found in {images}")
+        if in_subset(label, subset):
+            items.append(WordItem(name, label, str(path), _file_reader(path)))
+    return items
+
+
+def write_icdar2013(root: str | Path, samples: Iterable[tuple[str, str, np.ndarray | bytes]]) -> Path:
+    """Write (file name, label, image) samples in the ICDAR2013 Task 3 layout; arrays are saved as PNG, bytes as is.
+
+    The GT is UTF-8 without BOM, LF line ends, quotes and backslashes in labels escaped. Returns the GT path.
+    """
+    root = Path(root)
+    images = root / IMAGES_DIR
+    images.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for name, label, image in samples:
+        if "/" in name or "\\" in name or "," in name or '"' in name:
+            raise InputError(f"{name!r}: an ICDAR2013 image name must be a plain file name without , or \"")
+        path = _inside(images, name, str(root))
+        path.write_bytes(image if isinstance(image, bytes) else encode_png(image))
+        lines.append(f'{name}, "{_escape(label)}"\n')
+    gt_path = root / GT_FILE
+    gt_path.write_text("".join(lines), encoding="utf-8")
+    return gt_path
+
+
+def lmdb_dirs(root: str | Path) -> list[Path]:
+    """Every folder under ROOT (ROOT included) that holds a `data.mdb`, sorted: one dataset each."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: LMDB dataset folder not found")
+    return sorted(p.parent for p in root.rglob("data.mdb"))
+
+
+def read_lmdb(path: str | Path) -> list[WordItem]:
+    """Items of one clovaai LMDB (`num-samples`, `image-%09d`, `label-%09d` from 1); images read lazily."""
+    path = Path(path)
+    if not (path / "data.mdb").is_file():
+        raise InputError(f"{path}: no data.mdb (clovaai LMDB layout)")
+    try:
+        env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=32)
+    except lmdb.Error as exc:
+        raise InputError(f"{path}: cannot open LMDB ({exc})") from None
+    items = []
+    with env.begin(buffers=True) as txn:
+        raw = txn.get(b"num-samples")
+        try:
+            count = int(bytes(raw).decode("ascii"))
+        except (TypeError, UnicodeDecodeError, ValueError):
+            raise InputError(f"{path}: num-samples missing or not an integer") from None
+        for index in range(1, count + 1):
+            image_key, label_key = f"image-{index:09d}", f"label-{index:09d}"
+            label = txn.get(label_key.encode())
+            if label is None or txn.get(image_key.encode()) is None:
+                raise InputError(f"{path}:{label_key if label is None else image_key}: missing "
+                                 f"(num-samples is {count})")
+            try:
+                label = bytes(label).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}:{label_key}: label is not UTF-8 ({exc.reason})") from None
+            items.append(WordItem(image_key, label, f"{path}:{image_key}", _lmdb_reader(env, image_key)))
+    return items
+
+
+def _lmdb_reader(env: lmdb.Environment, key: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        with env.begin() as txn:
+            return txn.get(key.encode())
+    return read
+
+
+def write_lmdb(path: str | Path, samples: Iterable[tuple[str, np.ndarray | bytes]]) -> int:
+    """Write (label, image) samples as a clovaai LMDB at PATH (arrays as PNG, bytes as is); returns the count.
+
+    Unlike `create_lmdb_dataset.py`, which skips undecodable images with a print, a bad image stops the write.
+    """
+    path = Path(path)
+    if (path / "data.mdb").exists():
+        raise InputError(f"{path}: already holds an LMDB; write to a new folder")
+    encoded = []
+    for index, (label, image) in enumerate(samples, start=1):
+        data = image if isinstance(image, bytes) else encode_png(image)
+        decode_image(data, f"{path}: sample {index} ({label!r})")
+        encoded.append((label.encode("utf-8"), data))
+    path.mkdir(parents=True, exist_ok=True)
+    page = 4096
+    map_size = 2 * sum((len(d) + len(lb)) // page + 3 for lb, d in encoded) * page + (1 << 20)
+    env = lmdb.open(str(path), map_size=map_size)
+    try:
+        with env.begin(write=True) as txn:
+            for index, (label, data) in enumerate(encoded, start=1):
+                txn.put(f"image-{index:09d}".encode(), data)
+                txn.put(f"label-{index:09d}".encode(), label)
+            txn.put(b"num-samples", str(len(encoded)).encode())
+    finally:
+        env.close()
+    return len(encoded)
+
+
+def icdar2013_to_lmdb(src: str | Path, dst: str | Path, subset: str = "all") -> int:
+    """Copy an ICDAR2013 Task 3 folder into a clovaai LMDB, image bytes unchanged, in GT order."""
+    samples = []
+    for item in read_icdar2013(src, subset):
+        data = item.read()
+        decode_image(data, item.origin)  # name a bad file by its path before anything is written
+        samples.append((item.label, data))
+    return write_lmdb(dst, samples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.datasets.icdar", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    to_lmdb = commands.add_parser("to-lmdb", help="convert an ICDAR2013 Task 3 folder into a clovaai LMDB")
+    to_lmdb.add_argument("src_dir", type=Path)
+    to_lmdb.add_argument("dst_dir", type=Path)
+    to_lmdb.add_argument("--subset", choices=SUBSETS, default="all")
+    args = parser.parse_args(argv)
+    try:
+        count = icdar2013_to_lmdb(args.src_dir, args.dst_dir, args.subset)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {count} samples to {args.dst_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

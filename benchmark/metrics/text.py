@@ -1,0 +1,63 @@
+"""Word accuracy and ICDAR2019 normalized edit distance as clovaai deep-text-recognition-benchmark `test.py` has them.
+
+Case-insensitive protocol (the default, and the paper's): labels and predictions are lowercased and stripped to
+[0-9a-z] — what `LmdbDataset.__getitem__` does to labels of a case-insensitive model and what `validation` does to
+both strings with `--sensitive --data_filtering_off`. Case-sensitive protocol (`--sensitive`): labels are stripped to
+the 94 printable characters and compared with the prediction as they are.
+"""
+import re
+import string
+from collections.abc import Sequence
+
+from nltk.metrics.distance import edit_distance
+
+ALPHANUMERIC = string.digits + string.ascii_lowercase  # clovaai default `--character`
+PRINTABLE_94 = string.printable[:-6]  # clovaai `--sensitive` charset
+_NOT_ALPHANUMERIC = re.compile(f"[^{ALPHANUMERIC}]")
+
+
+def normalize_label(label: str, sensitive: bool = False) -> str:
+    """The label as clovaai compares it: lowercased and stripped to [0-9a-z], or stripped to the 94 characters."""
+    if sensitive:
+        return "".join(c for c in label if c in PRINTABLE_94)
+    return _NOT_ALPHANUMERIC.sub("", label.lower())
+
+
+def normalize_prediction(prediction: str, sensitive: bool = False) -> str:
+    """Case-insensitive: lowercased and stripped to [0-9a-z] (test.py); case-sensitive: unchanged."""
+    return prediction if sensitive else _NOT_ALPHANUMERIC.sub("", prediction.lower())
+
+
+def normalized_edit_similarity(prediction: str, label: str) -> float:
+    """ICDAR2019 per-word score: 0 if either string is empty, else 1 - ED / max(len(gt), len(pred))."""
+    if not label or not prediction:
+        return 0.0
+    return 1.0 - edit_distance(prediction, label) / max(len(label), len(prediction))
+
+
+def score(predictions: Sequence[str], labels: Sequence[str], sensitive: bool = False) -> dict:
+    """accuracy: % of exact matches; norm_ed: mean ICDAR2019 normalized edit similarity in [0, 1] (test.py prints it
+    with 3 decimals); correct and n: the counts behind accuracy.
+
+    Both strings empty after normalisation count as a match (`pred == gt`) but score 0 normalized edit similarity,
+    as in test.py.
+    """
+    if len(predictions) != len(labels):
+        raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels")
+    if not labels:
+        raise ValueError("no samples to score")
+    correct, norm_ed = 0, 0.0
+    for prediction, label in zip(predictions, labels):
+        prediction, label = normalize_prediction(prediction, sensitive), normalize_label(label, sensitive)
+        correct += prediction == label
+        norm_ed += normalized_edit_similarity(prediction, label)
+    n = len(labels)
+    return {"accuracy": correct / n * 100, "norm_ed": norm_ed / n, "correct": correct, "n": n}
+
+
+def filter_labels(labels: Sequence[str], charset: str = ALPHANUMERIC, max_length: int = 25) -> list[int]:
+    """Indices kept by clovaai `LmdbDataset`'s default filtering: a label is dropped when it is longer than
+    `max_length` (`batch_max_length`, on the raw label) or, lowercased, has a character outside `charset`."""
+    allowed = set(charset)
+    return [i for i, label in enumerate(labels)
+            if len(label) <= max_length and all(c in allowed for c in label.lower())]

@@ -1,0 +1,57 @@
+"""Run outputs: atomic CSV/Markdown/JSON writes and the run's metadata."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+import benchmark
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write via a temporary file in the same folder and rename, so a killed run never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def write_csv(df: pd.DataFrame, path: str | Path) -> None:
+    write_atomic(path, df.to_csv(index=False))
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub Markdown table of ``df`` as it is (format the cells before calling)."""
+    cells = df.astype(str).values.tolist()
+    header = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def run_metadata(device: torch.device, **extra) -> dict:
+    """What produced a table: versions, device, and the task's own settings."""
+    return {
+        "carsr_bench": benchmark.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": device_description(device),
+        **extra,
+    }
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+
+
+def write_json(path: str | Path, obj: dict) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")

@@ -1,0 +1,192 @@
+"""Table I: PSNR/SSIM on Y of x4 restoration of JPEG-compressed LR images, per dataset, method and QF.
+
+Protocol (DESIGN 5), the paper's by default: every image converted to RGB, mod-crop 4, MATLAB x4 downscale,
+Pillow JPEG 4:2:0 at the QF, restore x4, Y channel, no border crop. ``crop_border``, ``grey_on_grey`` and ``round_y``
+give the SR literature's conventions (crop ``scale`` pixels, single-channel images scored on their grey values,
+integer Y as MATLAB's ``rgb2ycbcr``), which reproduce the published no-JPEG bicubic numbers.
+A method whose weights are not given is reported as missing, never filled in. Finished rows are kept in the
+long CSV and reused when the same run is started again.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from benchmark import restore
+from benchmark.datasets.package_photos import package_photo_paths
+from benchmark.degrade import degrade, modcrop
+from benchmark.errors import InputError
+from benchmark.images import list_images, read_image
+from benchmark.metrics.image_quality import psnr, ssim
+from benchmark.report import markdown_table, run_metadata, write_atomic, write_csv, write_json
+
+SCALE = 4
+METHODS = ("bicubic", "rrdb", "dncnn_rrdb", "arcnn_rrdb", "cajnn", "cajnn_ensemble")
+EMBEDDED_DATASET = "package_photos"
+
+
+def build_method(method: str, weights: dict[str, str | None], settings: dict) -> restore.Restorer | str:
+    """The restorer of a Table I row, or the reason it is missing (a weights flag not given)."""
+    needs = {"rrdb": ["rrdb"], "dncnn_rrdb": ["dncnn", "rrdb"], "arcnn_rrdb": ["arcnn", "rrdb"]}.get(method, [])
+    absent = [f"--{name}-weights" for name in needs if not weights.get(name)]
+    if absent:
+        return "missing: pass " + " and ".join(absent)
+    if method == "bicubic":
+        return restore.Bicubic(SCALE)
+    if method in ("cajnn", "cajnn_ensemble"):
+        return restore.cajnn(weights.get("cajnn"), ensemble=method == "cajnn_ensemble", **settings)
+    sr = restore.rrdb(weights["rrdb"], **settings)
+    if method == "rrdb":
+        return sr
+    car = (restore.dncnn3 if method == "dncnn_rrdb" else restore.arcnn)(weights[method.split("_")[0]], **settings)
+    return restore.TwoStage(car, sr)
+
+
+def dataset_images(data_root: str | None, dataset: str, limit: int | None) -> list[Path]:
+    """HR image files of a dataset folder under ``data_root`` (or of the embedded package photos)."""
+    if data_root is None:
+        if dataset != EMBEDDED_DATASET:
+            raise InputError(f"--datasets {dataset}: without --data-root only '{EMBEDDED_DATASET}' is available")
+        paths = list(package_photo_paths().values())
+    else:
+        folder = Path(data_root) / dataset
+        if not folder.is_dir():
+            present = sorted(p.name for p in Path(data_root).iterdir() if p.is_dir()) if Path(data_root).is_dir() else []
+            raise InputError(f"{folder}: dataset folder not found (folders in {data_root}: {', '.join(present) or 'none'})")
+        paths = list_images(folder)
+    return paths[:limit] if limit else paths
+
+
+def restore_grey_aware(restorer: restore.Restorer, lr: np.ndarray) -> np.ndarray:
+    """Restore; a grey (HxW) image goes in replicated to RGB and comes out as the rounded channel mean."""
+    if lr.ndim == 3:
+        return restorer(lr)
+    out = restorer(np.repeat(lr[..., None], 3, axis=2))
+    return np.floor(out.astype(np.float64).mean(axis=2) + 0.5).astype(np.uint8)
+
+
+def evaluate(restorer: restore.Restorer, hrs: list[np.ndarray], qf: int, crop_border: int, round_y: bool,
+             device: torch.device) -> dict:
+    """Mean PSNR/SSIM over the images and the total restoration time (device synchronised)."""
+    psnrs, ssims, runtime = [], [], 0.0
+    for hr in hrs:
+        lr = degrade(hr, SCALE, qf)
+        restore.synchronize(device)
+        start = time.perf_counter()
+        sr = restore_grey_aware(restorer, lr)
+        restore.synchronize(device)
+        runtime += time.perf_counter() - start
+        psnrs.append(psnr(sr, hr, crop_border, round_y))
+        ssims.append(ssim(sr, hr, crop_border, round_y))
+    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)), "runtime_s": runtime}
+
+
+def pivot(long: pd.DataFrame) -> pd.DataFrame:
+    """Table I shape: one row per dataset and method, 'PSNR / SSIM' per QF, params and mean runtime."""
+    rows = []
+    for (dataset, method), group in long.groupby(["dataset", "method"], sort=False):
+        row = {"dataset": dataset, "method": method, "params": int(group["params"].iloc[0])}
+        for _, r in group.iterrows():
+            row[f"QF {r['qf']}"] = "missing" if r["status"] != "ok" else f"{r['psnr']:.2f} / {r['ssim']:.4f}"
+        ok = group[group["status"] == "ok"]
+        row["runtime_s"] = f"{ok['runtime_s'].mean():.3f}" if len(ok) else "-"
+        row["n_images"] = int(group["n_images"].iloc[0])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tuple[int, ...] = (10, 20, 40),
+        methods: tuple[str, ...] = METHODS, crop_border: int = 0, grey_on_grey: bool = False, round_y: bool = False,
+        cajnn_weights: str | None = None, rrdb_weights: str | None = None, dncnn_weights: str | None = None,
+        arcnn_weights: str | None = None, out: str | Path = "results/sr", device: str = "auto",
+        amp: str | None = None, tile: int = 256, seed: int = 0, limit: int | None = None) -> pd.DataFrame:
+    """Compute Table I into ``out`` (long CSV, pivot CSV and Markdown, run.json); returns the long table."""
+    torch.manual_seed(seed)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise InputError(f"--methods: unknown {', '.join(unknown)} (choose from {', '.join(METHODS)})")
+    bad_qf = [q for q in qfs if not 1 <= q <= 100]
+    if bad_qf:
+        raise InputError(f"--qf: {bad_qf[0]} is not a JPEG quality in 1..100")
+    datasets = datasets or ([EMBEDDED_DATASET] if data_root is None else ["Set5", "Set14"])
+    torch_device = restore.resolve_device(device)
+    settings = {"device": str(torch_device), "amp": amp, "tile": tile}
+    weights = {"cajnn": cajnn_weights, "rrdb": rrdb_weights, "dncnn": dncnn_weights, "arcnn": arcnn_weights}
+    restorers = {m: build_method(m, weights, settings) for m in methods}
+    images = {d: dataset_images(data_root, d, limit) for d in datasets}
+    protocol = ("paper (RGB, float Y, no border crop)" if crop_border == 0 and not grey_on_grey and not round_y
+                else f"crop {crop_border}, grey images on grey values: {grey_on_grey}, integer Y: {round_y}")
+
+    out = Path(out)
+    long_path = out / "table1_long.csv"
+    done = pd.read_csv(long_path) if long_path.exists() else pd.DataFrame()
+    rows = []
+    jobs = [(d, m, q) for d in datasets for m in methods for q in qfs]
+    for dataset, method, qf in tqdm(jobs, desc="Table I", dynamic_ncols=True):
+        restorer = restorers[method]
+        key = restorer if isinstance(restorer, str) else restorer.cache_key
+        row = {"dataset": dataset, "method": method, "qf": qf, "crop_border": crop_border,
+               "grey_on_grey": grey_on_grey, "round_y": round_y, "n_images": len(images[dataset]), "restorer": key}
+        if len(done):
+            match = done[(done[list(row)] == pd.Series(row)).all(axis=1)]
+            if len(match):
+                rows.append(match.iloc[0].to_dict())
+                continue
+        if isinstance(restorer, str):
+            row.update(psnr=np.nan, ssim=np.nan, runtime_s=np.nan, params=0, status=restorer)
+        else:
+            hrs = [modcrop(read_image(p, keep_grey=grey_on_grey), SCALE) for p in images[dataset]]
+            restore_grey_aware(restorer, degrade(hrs[0][:64, :64], SCALE, qf))  # warm-up, not timed
+            row.update(evaluate(restorer, hrs, qf, crop_border, round_y, torch_device),
+                       params=restore.count_params(restorer), status="ok")
+        rows.append(row)
+        write_csv(pd.DataFrame(rows), long_path)
+
+    long = pd.DataFrame(rows)
+    table = pivot(long)
+    write_csv(table, out / "table1.csv")
+    title = f"Table I: PSNR (dB) / SSIM on Y, x4, protocol: {protocol}\n\n"
+    missing = sorted({f"{r['method']}: {r['status']}" for r in rows if r["status"] != "ok"})
+    notes = "".join(f"\n- {m}" for m in missing)
+    write_atomic(out / "table1.md", title + markdown_table(table) + notes + "\n")
+    write_json(out / "run.json", run_metadata(torch_device, task="sr", protocol=protocol, data_root=data_root,
+                                              datasets=datasets, qfs=list(qfs), amp=amp, tile=tile,
+                                              restorers={m: (r if isinstance(r, str) else r.cache_key)
+                                                         for m, r in restorers.items()}))
+    print(title + markdown_table(table) + notes)
+    return long
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("sr task (Table I)")
+    g.add_argument("--datasets", nargs="+", help="dataset folders under --data-root (default Set5 Set14; without "
+                   f"--data-root: the embedded '{EMBEDDED_DATASET}')")
+    g.add_argument("--qf", type=int, nargs="+", default=[10, 20, 40], help="JPEG quality factors (default 10 20 40)")
+    g.add_argument("--methods", nargs="+", default=list(METHODS), help=f"rows (default: all of {' '.join(METHODS)})")
+    g.add_argument("--crop-border", type=int, default=0, help="pixels cropped per side before PSNR/SSIM "
+                   "(paper: 0; SR literature: 4)")
+    g.add_argument("--grey-on-grey", action="store_true", help="score single-channel images on their grey "
+                   "values instead of converting them to RGB first (SR literature)")
+    g.add_argument("--round-y", action="store_true", help="round Y to integers as MATLAB rgb2ycbcr on uint8 "
+                   "(SR literature; with --crop-border 4 --grey-on-grey it gives the published bicubic numbers)")
+    g.add_argument("--cajnn-weights", help="CAJNN checkpoint (default: the bundled cajnn_lite_cpu)")
+    g.add_argument("--rrdb-weights", help="ESRGAN RRDB_PSNR_x4 checkpoint (BasicSR or original layout)")
+    g.add_argument("--dncnn-weights", help="KAIR dncnn3.pth")
+    g.add_argument("--arcnn-weights", help="AR-CNN checkpoint")
+    g.add_argument("--amp", choices=["bf16", "fp16"], help="autocast the networks (default: fp32)")
+    g.add_argument("--tile", type=int, default=256, help="LR tile size bounding memory (default 256)")
+
+
+def run_from_args(args: argparse.Namespace) -> pd.DataFrame:
+    return run(data_root=args.data_root, datasets=args.datasets, qfs=tuple(args.qf), methods=tuple(args.methods),
+               crop_border=args.crop_border, grey_on_grey=args.grey_on_grey, round_y=args.round_y,
+               cajnn_weights=args.cajnn_weights,
+               rrdb_weights=args.rrdb_weights, dncnn_weights=args.dncnn_weights, arcnn_weights=args.arcnn_weights,
+               out=args.out or "results/sr", device=args.device, amp=args.amp, tile=args.tile, seed=args.seed,
+               limit=args.limit)

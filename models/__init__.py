@@ -1,0 +1,1 @@
+"""Networks only: one file per model family."""

@@ -1,0 +1,119 @@
+"""ESRGAN's residual-in-residual dense blocks and RRDBNet (Wang et al., ECCV-W 2018), BasicSR key names.
+
+Checkpoints in BasicSR layout (``params`` / ``params_ema``) and in the original ESRGAN layout (``RRDB_trunk``,
+``RDB1``, ``trunk_conv``, ``upconv1``, ``HRconv``) both load strictly; ``esrgan_to_basicsr`` converts names.
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.weights import load_weights
+
+
+class ResidualDenseBlock(nn.Module):
+    """Five densely connected 3x3 convs (growth ``num_grow``), residual scaled by 0.2."""
+
+    def __init__(self, num_feat: int = 64, num_grow: int = 32):
+        super().__init__()
+        self.conv1 = nn.Conv2d(num_feat, num_grow, 3, 1, 1)
+        self.conv2 = nn.Conv2d(num_feat + num_grow, num_grow, 3, 1, 1)
+        self.conv3 = nn.Conv2d(num_feat + 2 * num_grow, num_grow, 3, 1, 1)
+        self.conv4 = nn.Conv2d(num_feat + 3 * num_grow, num_grow, 3, 1, 1)
+        self.conv5 = nn.Conv2d(num_feat + 4 * num_grow, num_feat, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.lrelu(self.conv1(x))
+        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
+        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
+        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+        x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
+        return x5 * 0.2 + x
+
+
+class RRDB(nn.Module):
+    """Three residual dense blocks inside a 0.2-scaled residual."""
+
+    def __init__(self, num_feat: int = 64, num_grow: int = 32):
+        super().__init__()
+        self.rdb1 = ResidualDenseBlock(num_feat, num_grow)
+        self.rdb2 = ResidualDenseBlock(num_feat, num_grow)
+        self.rdb3 = ResidualDenseBlock(num_feat, num_grow)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+
+class RRDBNet(nn.Module):
+    """ESRGAN generator, x4 by two nearest-neighbour x2 upsamplings (BasicSR ``RRDBNet``, scale 4)."""
+
+    scale = 4
+
+    def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_block: int = 23,
+                 num_grow: int = 32):
+        super().__init__()
+        self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
+        self.body = nn.Sequential(*[RRDB(num_feat, num_grow) for _ in range(num_block)])
+        self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_up1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_up2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.conv_first(x)
+        feat = feat + self.conv_body(self.body(feat))
+        feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        return self.conv_last(self.lrelu(self.conv_hr(feat)))
+
+
+def rrdbnet_esrgan_psnr() -> RRDBNet:
+    """The ESRGAN PSNR-oriented model (``RRDB_PSNR_x4``): 23 blocks, 16,697,987 parameters."""
+    return RRDBNet(num_feat=64, num_block=23, num_grow=32)
+
+
+_ESRGAN_TO_BASICSR = [
+    (r"^RRDB_trunk\.", "body."),
+    (r"\.RDB([123])\.", r".rdb\1."),
+    (r"^trunk_conv\.", "conv_body."),
+    (r"^upconv([12])\.", r"conv_up\1."),
+    (r"^HRconv\.", "conv_hr."),
+]
+
+
+def esrgan_to_basicsr(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename original-ESRGAN keys (``RRDB_trunk.0.RDB1.conv1.weight``) to BasicSR (``body.0.rdb1.conv1.weight``)."""
+    out = {}
+    for key, value in state_dict.items():
+        for pattern, repl in _ESRGAN_TO_BASICSR:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out
+
+
+def basicsr_to_esrgan(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Inverse of ``esrgan_to_basicsr``."""
+    inverse = [(r"^body\.", "RRDB_trunk."), (r"\.rdb([123])\.", r".RDB\1."), (r"^conv_body\.", "trunk_conv."),
+               (r"^conv_up([12])\.", r"upconv\1."), (r"^conv_hr\.", "HRconv.")]
+    out = {}
+    for key, value in state_dict.items():
+        for pattern, repl in inverse:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out
+
+
+def rename_rrdb_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """BasicSR names for either layout: original-ESRGAN files are converted, BasicSR files pass through."""
+    return esrgan_to_basicsr(state_dict) if any(k.startswith("RRDB_trunk.") for k in state_dict) else state_dict
+
+
+def load_rrdb(path) -> RRDBNet:
+    """The ESRGAN PSNR model from a BasicSR (``params``/``params_ema``) or original ESRGAN file, strictly."""
+    return load_weights(rrdbnet_esrgan_psnr(), path, rename=rename_rrdb_keys)

@@ -1,0 +1,79 @@
+"""Label <-> index converters of clovaai `utils.py`, plus greedy decoding with the demo.py confidence.
+
+CTC: index 0 is the blank, characters follow from 1. Attention: 0 is [GO] (start token and padding), 1 is [s]
+(end of sentence), characters follow from 2.
+"""
+import torch
+
+from benchmark.errors import InputError
+
+
+def _indices(character: list[str], text: str) -> list[int]:
+    lookup = {c: i for i, c in enumerate(character)}
+    try:
+        return [lookup[c] for c in text]
+    except KeyError as exc:
+        raise InputError(f"label {text!r} has character {exc.args[0]!r} outside the recognizer's charset") from None
+
+
+class CTCLabelConverter:
+    """['[blank]'] + charset."""
+
+    def __init__(self, charset: str):
+        self.charset = charset
+        self.character = ["[blank]"] + list(charset)
+
+    def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Concatenated indices (for `CTCLoss`) and per-text lengths, both int32."""
+        flat = [i for t in texts for i in _indices(self.character, t)]
+        return torch.tensor(flat, dtype=torch.int32), torch.tensor([len(t) for t in texts], dtype=torch.int32)
+
+    def decode(self, indices: torch.Tensor) -> list[str]:
+        """B x T frame indices -> strings: merge repeats, then drop blanks."""
+        texts = []
+        for row in indices.tolist():
+            chars = [self.character[c] for i, c in enumerate(row) if c != 0 and not (i > 0 and row[i - 1] == c)]
+            texts.append("".join(chars))
+        return texts
+
+    def greedy(self, logits: torch.Tensor) -> list[tuple[str, float]]:
+        """B x T x classes -> (text, confidence); confidence = product of the per-frame max probability (demo.py)."""
+        max_prob, indices = logits.float().softmax(2).max(2)
+        return list(zip(self.decode(indices), max_prob.prod(1).tolist()))
+
+
+class AttnLabelConverter:
+    """['[GO]', '[s]'] + charset."""
+
+    def __init__(self, charset: str):
+        self.charset = charset
+        self.character = ["[GO]", "[s]"] + list(charset)
+
+    def encode(self, texts: list[str], batch_max_length: int = 25) -> tuple[torch.Tensor, torch.Tensor]:
+        """B x (batch_max_length + 2) int64: [GO], the text, [s], then [GO] padding; lengths count the [s]."""
+        batch = torch.zeros(len(texts), batch_max_length + 2, dtype=torch.long)
+        for row, t in enumerate(texts):
+            if len(t) > batch_max_length:
+                raise InputError(f"label {t!r} is longer than batch_max_length={batch_max_length}")
+            idx = _indices(self.character, t) + [1]
+            batch[row, 1:1 + len(idx)] = torch.tensor(idx)
+        return batch, torch.tensor([len(t) + 1 for t in texts], dtype=torch.int32)
+
+    def decode(self, indices: torch.Tensor) -> list[str]:
+        """B x steps indices -> raw strings including the '[s]' and anything after it, as clovaai's `decode`."""
+        return ["".join(self.character[i] for i in row) for row in indices.tolist()]
+
+    def greedy(self, logits: torch.Tensor) -> list[tuple[str, float]]:
+        """B x steps x classes -> (text cut at the first [s], product of the kept steps' max probability).
+
+        Like test.py/demo.py: without any [s] the last step is dropped too (`pred[:pred.find('[s]')]` with -1), and
+        an empty prediction has confidence 0 (test.py's fallback). The cut is made on tokens rather than on the
+        joined string, which only differs when a charset contains '[', 's' and ']' in that order.
+        """
+        max_prob, indices = logits.float().softmax(2).max(2)
+        results = []
+        for row, probs in zip(indices.tolist(), max_prob):
+            end = row.index(1) if 1 in row else len(row) - 1
+            text = "".join(self.character[i] for i in row[:end])
+            results.append((text, float(probs[:end].prod()) if end > 0 else 0.0))
+        return results

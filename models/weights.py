@@ -1,0 +1,125 @@
+"""Named weights that ship with the project, and safe, strict checkpoint loading.
+
+A ``Weights`` object carries its file, sha256, architecture configuration and its ``meta``: the exact command and
+data that trained it and the numbers measured with it (torchvision's weights-enum idea, without the enum).
+Checkpoints are read with ``weights_only=True`` (pickles) or from safetensors; loading is always ``strict``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from benchmark.errors import InputError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A weights file of the project: ``file`` relative to ``models/weights/``."""
+
+    file: str
+    sha256: str
+    config: dict
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return WEIGHTS_DIR / self.file
+
+
+def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata of a checkpoint: safetensors (metadata from its header) or a torch file.
+
+    A torch file may hold a bare state_dict or a dict with ``state_dict``/``model``/``params``... entries; the
+    caller unwraps those. Unreadable or non-checkpoint files raise ``InputError`` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint file not found")
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+                metadata = f.metadata() or {}
+        except Exception as exc:  # safetensors raises several unrelated types for a bad header
+            raise InputError(f"{path}: not a readable safetensors file ({exc})") from None
+        return tensors, {k: json.loads(v) for k, v in metadata.items()}
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle/zip errors come in many types; all mean "not a checkpoint"
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: not a loadable PyTorch checkpoint ({first_line})") from None
+    if not isinstance(checkpoint, dict):
+        raise InputError(f"{path}: expected a dict of tensors, found {type(checkpoint).__name__}")
+    return checkpoint, {}
+
+
+def unwrap_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
+    """The state_dict inside common wrappers (BasicSR ``params_ema`` before ``params``, ``model``,
+    ``state_dict``), without DataParallel's ``module.`` prefix."""
+    for wrapper in ("params_ema", "params", "model", "state_dict"):
+        if isinstance(checkpoint.get(wrapper), dict):
+            checkpoint = checkpoint[wrapper]
+            break
+    return {k.removeprefix("module."): v for k, v in checkpoint.items()}
+
+
+def load_weights(model: nn.Module, path: str | Path,
+                 rename: Callable[[dict], dict] | None = None) -> nn.Module:
+    """Read ``path``, unwrap, optionally rename keys, load strictly; returns the model in eval mode."""
+    state_dict = unwrap_state_dict(read_state_dict(path)[0])
+    if rename is not None:
+        state_dict = rename(state_dict)
+    return load_strict(model, state_dict, path).eval()
+
+
+def load_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str | Path) -> nn.Module:
+    """``model.load_state_dict(strict=True)`` with a one-line ``InputError`` naming missing/unexpected keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}" for k, v in own.items()
+                  if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    if missing or unexpected or mismatched:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+            if keys:
+                more = f" (+{len(keys) - 3} more)" if len(keys) > 3 else ""
+                parts.append(f"{len(keys)} {label} keys: {', '.join(keys[:3])}{more}")
+        raise InputError(f"{source}: checkpoint does not fit {type(model).__name__}; " + "; ".join(parts))
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state_dict.items()}, strict=True)
+    return model
+
+
+def save_safetensors_fp16(state_dict: dict[str, torch.Tensor], path: str | Path, metadata: dict) -> str:
+    """Write float tensors as float16 safetensors with JSON metadata; returns the file's sha256."""
+    from safetensors.torch import save_file
+
+    tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state_dict.items()}
+    save_file(tensors, str(path), metadata={k: json.dumps(v) for k, v in metadata.items()})
+    return sha256_of(path)
+
+
+CAJNN_LITE_CPU = Weights(
+    file="cajnn_lite_cpu.safetensors",
+    sha256="",
+    config={"num_feat": 32, "num_grow": 16, "num_block": 4, "dilations": [1, 3, 4], "scale": 4},
+    meta={},
+)

@@ -1,0 +1,69 @@
+"""run_all.py --task sr: Table I files, reuse of finished rows, missing rows, and one-line errors."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+from benchmark.images import write_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_embedded_default_writes_table_one(tmp_path, capsys):
+    out = tmp_path / "sr"
+    args = ["--task", "sr", "--limit", "1", "--qf", "10", "40", "--methods", "bicubic", "rrdb", "cajnn",
+            "--out", str(out), "--device", "cpu"]
+    assert main(args) == 0
+    long = pd.read_csv(out / "table1_long.csv")
+    assert {"dataset", "method", "qf", "psnr", "ssim", "crop_border", "n_images", "runtime_s", "params",
+            "status"} <= set(long.columns)
+    assert len(long) == 6 and set(long["dataset"]) == {"package_photos"}
+    rrdb = long[long["method"] == "rrdb"]
+    assert rrdb["psnr"].isna().all() and (rrdb["status"] == "missing: pass --rrdb-weights").all()
+    ok = long[long["status"] == "ok"].set_index(["method", "qf"])
+    assert ok.loc[("bicubic", 40), "psnr"] > ok.loc[("bicubic", 10), "psnr"]
+    assert ok.loc[("cajnn", 10), "params"] == 835_843 and ok.loc[("bicubic", 10), "params"] == 0
+    md = (out / "table1.md").read_text()
+    assert "protocol: paper (RGB, float Y, no border crop)" in md and "| package_photos | rrdb | 0 | missing |" in md
+    assert (out / "table1.csv").exists() and (out / "run.json").exists()
+    printed = capsys.readouterr().out
+    assert "Table I" in printed
+
+    # a second run reuses every finished row: same numbers, including the measured runtime
+    assert main(args) == 0
+    assert pd.read_csv(out / "table1_long.csv").equals(long)
+
+
+def test_data_root_folder_and_bicubic_numbers(shared_data, tmp_path):
+    assert main(["--task", "sr", "--data-root", str(shared_data / "sr"), "--datasets", "Set5", "--qf", "10",
+                 "--methods", "bicubic", "--out", str(tmp_path)]) == 0
+    row = pd.read_csv(tmp_path / "table1_long.csv").iloc[0]
+    assert row["psnr"] == pytest.approx(23.989, abs=0.0005) and row["ssim"] == pytest.approx(0.6329, abs=5e-5)
+
+
+@pytest.mark.parametrize("make, args, message", [
+    (lambda root: None, ["--datasets", "Nope"], "Nope: dataset folder not found (folders in"),
+    (lambda root: (root / "Bad").mkdir() or (root / "Bad/broken.png").write_bytes(b"\x89PNG junk"),
+     ["--datasets", "Bad"], "broken.png: cannot decode image"),
+    (lambda root: (root / "Empty").mkdir(), ["--datasets", "Empty"], "Empty: no images"),
+    (lambda root: (root / "junk.pth").write_bytes(b"junk"), ["--cajnn-weights", "{root}/junk.pth"],
+     "junk.pth: not a loadable PyTorch checkpoint"),
+    (lambda root: None, ["--methods", "bicubic", "srgan"], "--methods: unknown srgan"),
+])
+def test_bad_input_is_one_line_no_traceback(tmp_path, make, args, message):
+    make(tmp_path)
+    (tmp_path / "Good").mkdir(exist_ok=True)
+    write_image(tmp_path / "Good/a.png", np.zeros((16, 16, 3), np.uint8))
+    args = [a.replace("{root}", str(tmp_path)) for a in args]
+    if "--datasets" not in args:
+        args += ["--datasets", "Good"]
+    proc = subprocess.run([sys.executable, "run_all.py", "--task", "sr", "--data-root", str(tmp_path),
+                           "--out", str(tmp_path / "out"), "--qf", "10", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 or proc.stderr.strip().splitlines()[-1].startswith("error:")
