@@ -3,8 +3,8 @@
 Files: `wider_face_val_bbx_gt.txt` (from `wider_face_split/`) and the four evaluation files `wider_face_val.mat`,
 `wider_{easy,medium,hard}_val.mat` (from `eval_tools/ground_truth/`). Two layouts are recognised: the official
 download (`WIDER_val/images/<event>/`, `wider_face_split/`, `eval_tools/ground_truth/`) and a flat one (every GT file
-at the root, `images/<event>/`). The writers produce byte-for-byte what the readers expect, so a synthetic generator
-can lay out a dataset the official tools read unchanged.
+at the root, `images/<event>/`). The writers reproduce the official files (the val annotation byte for byte, the .mat
+files cell for cell), so a synthetic generator can lay out a dataset that the official tools read unchanged.
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class WiderFaceGT:
         return WiderFaceGT(
             image_ids=[self.image_ids[i] for i in rows],
             boxes=[self.boxes[i] for i in rows],
-            attributes=[self.attributes[i] for i in rows],
+            attributes=[self.attributes[i] for i in rows] if self.attributes else [],
             keep={s: [k[i] for i in rows] for s, k in self.keep.items()},
         )
 
@@ -177,8 +177,9 @@ def _int_boxes(boxes: np.ndarray, image_id: str) -> np.ndarray:
 
 def _attributes(gt: WiderFaceGT, k: int) -> np.ndarray:
     n = len(np.asarray(gt.boxes[k]).reshape(-1, 4))
-    attrs = np.asarray(gt.attributes[k], dtype=np.uint8).reshape(-1, len(ATTRIBUTES)) if gt.attributes else None
-    return np.zeros((n, len(ATTRIBUTES)), np.uint8) if attrs is None else attrs
+    if not gt.attributes:
+        return np.zeros((n, len(ATTRIBUTES)), np.uint8)
+    return np.asarray(gt.attributes[k], dtype=np.uint8).reshape(n, len(ATTRIBUTES))
 
 
 def write_bbx_gt(gt: WiderFaceGT, path: str | Path) -> None:
@@ -204,7 +205,7 @@ def _loadmat(path: Path, keys: tuple[str, ...]) -> dict:
     try:
         mat = scipy.io.loadmat(str(path))
     except FileNotFoundError:
-        raise InputError(f"{path}: missing (the WIDER FACE evaluation needs {GT_MAT} and the three setting files)") from None
+        raise InputError(f"{path}: missing (the evaluation needs {GT_MAT} and the three setting files)") from None
     except Exception as e:  # scipy raises several types for a corrupt or non-MAT file
         raise InputError(f"{path}: not a readable MATLAB file ({e})") from None
     missing = [k for k in keys if k not in mat]
@@ -218,36 +219,39 @@ def read_gt_mat(gt_dir: str | Path) -> WiderFaceGT:
     `wider_{easy,medium,hard}_val.mat` (`gt_list`: 1-based indices of the faces that count in that setting)."""
     gt_dir = Path(gt_dir)
     path = gt_dir / GT_MAT
-    label_keys = tuple(f"{a}_label_list" for a in ATTRIBUTES)
     mat = _loadmat(path, ("event_list", "file_list", "face_bbx_list"))
+    label_keys = [f"{a}_label_list" for a in ATTRIBUTES]
+    labels = [mat[k] for k in label_keys] if all(k in mat for k in label_keys) else None
     ids, boxes, attrs = [], [], []
-    for e in range(mat["event_list"].shape[0]):
-        event = _cell_str(mat["event_list"][e, 0])
-        files = mat["file_list"][e, 0]
-        bbx = mat["face_bbx_list"][e, 0]
-        for j in range(files.shape[0]):
-            image_id = check_image_id(f"{event}/{_cell_str(files[j, 0])}", f"{path}: event {e + 1}, file {j + 1}")
-            b = np.asarray(bbx[j, 0]).reshape(-1, 4).astype(np.int32)
-            ids.append(image_id)
-            boxes.append(b)
-            if all(k in mat for k in label_keys):
-                attrs.append(np.hstack([np.asarray(mat[k][e, 0][j, 0]).reshape(len(b), 1) for k in label_keys]
-                                       ).astype(np.uint8) if len(b) else np.zeros((0, 6), np.uint8))
-            else:
-                attrs.append(np.zeros((len(b), len(ATTRIBUTES)), np.uint8))
+    try:
+        for e in range(mat["event_list"].shape[0]):
+            event = _cell_str(mat["event_list"][e, 0])
+            files = mat["file_list"][e, 0]
+            for j in range(files.shape[0]):
+                ids.append(check_image_id(f"{event}/{_cell_str(files[j, 0])}", f"{path}: event {e + 1}, file {j + 1}"))
+                b = np.asarray(mat["face_bbx_list"][e, 0][j, 0]).reshape(-1, 4).astype(np.int32)
+                boxes.append(b)
+                if labels is None:
+                    attrs.append(np.zeros((len(b), len(ATTRIBUTES)), np.uint8))
+                else:
+                    attrs.append(np.hstack([np.asarray(m[e, 0][j, 0]).reshape(len(b), 1) for m in labels]
+                                           ).astype(np.uint8))
+    except (IndexError, ValueError, TypeError) as err:
+        raise InputError(f"{path}: not in the official cell-array structure ({err})") from None
     keep = {}
     for setting in SETTINGS:
         spath = gt_dir / SETTING_MAT.format(setting)
         gt_list = _loadmat(spath, ("gt_list",))["gt_list"]
-        keep[setting] = []
-        for e in range(gt_list.shape[0]):
-            for j in range(gt_list[e, 0].shape[0]):
-                keep[setting].append(np.asarray(gt_list[e, 0][j, 0]).ravel().astype(np.int64) - 1)
+        try:
+            keep[setting] = [np.asarray(gt_list[e, 0][j, 0]).ravel().astype(np.int64) - 1
+                             for e in range(gt_list.shape[0]) for j in range(gt_list[e, 0].shape[0])]
+        except (IndexError, ValueError, TypeError) as err:
+            raise InputError(f"{spath}: not in the official cell-array structure ({err})") from None
         if len(keep[setting]) != len(ids):
             raise InputError(f"{spath}: lists {len(keep[setting])} images, {path} lists {len(ids)}")
         for k, (kept, b) in enumerate(zip(keep[setting], boxes)):
             if len(kept) and (kept.min() < 0 or kept.max() >= len(b)):
-                raise InputError(f"{spath}: image {ids[k]} counts face {kept.max() + 1} of {len(b)}")
+                raise InputError(f"{spath}: gt_list of {ids[k]} is outside 1..{len(b)}")
     return WiderFaceGT(ids, boxes, attrs, keep)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -82,22 +83,16 @@ def read_prediction_file(path: str | Path) -> np.ndarray:
     extra = [k for k in range(2 + n, len(lines)) if lines[k].strip()]
     if extra:
         raise InputError(f"{path}:{extra[0] + 1}: text after the {n} declared detections")
-    body = lines[2 : 2 + n]
-    try:
-        boxes = np.array(" ".join(body).split(), dtype=np.float64).reshape(n, 5)
-        if not all(len(line.split()) == 5 for line in body) or not np.isfinite(boxes).all():
-            raise ValueError
-    except ValueError:
-        for k, line in enumerate(body):
-            fields = line.split()
-            try:
-                ok = len(fields) == 5 and all(np.isfinite(float(f)) for f in fields)
-            except ValueError:
-                ok = False
-            if not ok:
-                raise InputError(f"{path}:{k + 3}: expected 'x y w h score' (5 finite numbers), got {line.strip()!r}")
-        raise  # unreachable: some line failed above
-    return boxes
+    rows = []
+    for k, line in enumerate(lines[2 : 2 + n], start=3):
+        try:
+            row = [float(f) for f in line.split()]
+            if len(row) != 5 or not all(map(math.isfinite, row)):
+                raise ValueError
+        except ValueError:
+            raise InputError(f"{path}:{k}: expected 'x y w h score' (5 finite numbers), got {line.strip()!r}") from None
+        rows.append(row)
+    return np.array(rows, dtype=np.float64).reshape(n, 5)
 
 
 def read_predictions(pred_dir: str | Path, image_ids: Iterable[str]) -> dict[str, np.ndarray]:
@@ -173,7 +168,7 @@ def _int32(x: np.ndarray) -> np.ndarray:
 
 def _corners(xywh: np.ndarray) -> np.ndarray:
     """x, y, w, h -> x1, y1, x2 = x + w, y2 = y + h (float64), as both official implementations do."""
-    b = np.asarray(xywh, dtype=np.float64).reshape(-1, xywh.shape[-1])[:, :4].copy()
+    b = np.array(xywh, dtype=np.float64)[:, :4]
     b[:, 2:] += b[:, :2]
     return b
 

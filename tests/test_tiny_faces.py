@@ -1,0 +1,151 @@
+"""models.tiny_faces: released checkpoint layout, loader errors, box decoding by hand, the multi-scale test."""
+import math
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+from torch import nn
+
+from benchmark.errors import InputError
+from models import tiny_faces as T
+
+
+def reference_keys(shared_data):
+    path = shared_data / "reference" / "state_dict_keys" / "tiny_faces_pytorch.txt"
+    keys = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, shape = line.split(" ", 1)
+            keys[name] = [int(v) for v in shape.split("]")[0].strip("[ ").split(",") if v.strip()]
+    return keys
+
+
+def test_resnet101_matches_released_keys(shared_data):
+    keys = reference_keys(shared_data)
+    state = T.tiny_faces_resnet101().state_dict()
+    assert len(keys) == 571
+    assert list(state) == list(keys)
+    assert {k: list(v.shape) for k, v in state.items()} == keys
+
+
+def test_released_checkpoint_layout_loads_strict(shared_data, tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    state = {k: (torch.randint(0, 100, s, generator=gen) if k.endswith("num_batches_tracked")
+                 else torch.randn(s, generator=gen)) for k, s in reference_keys(shared_data).items()}
+    torch.save({"epoch": 50, "batch_size": 12, "model": state, "optimizer": {"state": {}, "param_groups": []}},
+               tmp_path / "checkpoint_50.pth")
+    model = T.load_tiny_faces(tmp_path / "checkpoint_50.pth")
+    assert not model.training
+    assert torch.equal(model.score_res3.weight, state["score_res3.weight"])
+    assert torch.equal(model.model.layer3[22].conv3.weight, state["model.layer3.22.conv3.weight"])
+    torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "bare.pth")  # bare, from DataParallel
+    assert torch.equal(T.load_tiny_faces(tmp_path / "bare.pth").score4_upsample.weight,
+                       state["score4_upsample.weight"])
+
+
+def test_light_variant_round_trip(tmp_path):
+    model = T.tiny_faces_resnet18()
+    assert "model.fc.weight" not in model.state_dict()
+    torch.save(model.state_dict(), tmp_path / "r18.pth")
+    assert type(T.load_tiny_faces(tmp_path / "r18.pth").model.layer3[0]).__name__ == "BasicBlock"
+    out = model.eval()(torch.zeros(1, 3, 40, 56))
+    assert out.shape == (1, 125, 5, 7)
+
+
+def test_bad_checkpoints_name_file_and_keys(tmp_path):
+    torch.save({"model": {"conv.weight": torch.zeros(1)}}, tmp_path / "foreign.pth")
+    with pytest.raises(InputError) as e:
+        T.load_tiny_faces(tmp_path / "foreign.pth")
+    msg = str(e.value)
+    assert str(tmp_path / "foreign.pth") in msg and "571 missing keys (model.conv1.weight" in msg
+    assert "1 unexpected keys (conv.weight)" in msg
+    state = T.tiny_faces_resnet18().state_dict()
+    state["score_res3.weight"] = torch.zeros(50, 128, 1, 1)
+    torch.save(state, tmp_path / "shape.pth")
+    with pytest.raises(InputError, match=r"wrong shapes \(score_res3.weight \[50, 128, 1, 1\] \(expected \[125"):
+        T.load_tiny_faces(tmp_path / "shape.pth")
+    (tmp_path / "junk.pth").write_bytes(b"\x00not a checkpoint")
+    with pytest.raises(InputError, match="junk.pth: not a loadable PyTorch checkpoint"):
+        T.load_tiny_faces(tmp_path / "junk.pth")
+    with pytest.raises(InputError, match="not found"):
+        T.load_tiny_faces(tmp_path / "absent.pth")
+
+
+def test_upsampler_is_frozen_bilinear():
+    model = T.tiny_faces_resnet18()
+    w = model.score4_upsample.weight
+    assert not w.requires_grad
+    ramp = torch.tensor([0.25, 0.75, 0.75, 0.25])
+    assert torch.equal(w[7, 7], torch.outer(ramp, ramp)) and w[7, 8].abs().sum() == 0
+
+
+def test_templates_are_the_scaled_release_set(shared_data):
+    mat = scipy.io.loadmat(str(shared_data / "widerface" / "templates" / "RefBox_N25_scaled.mat"))
+    assert np.array_equal(T.TEMPLATES, mat["clusters"])
+
+
+def test_template_selection():
+    assert T.template_ids(0.5).tolist() == list(range(4, 12))
+    assert T.template_ids(1).tolist() == list(range(4, 12))
+    assert T.template_ids(2).tolist() == list(range(4, 12)) + list(range(18, 25))
+    assert T.template_ids(2, "port").tolist() == list(range(4, 12))
+    with pytest.raises(ValueError):
+        T.template_ids(1, "other")
+
+
+def test_decode_one_template_by_hand():
+    score = torch.full((125, 6, 7), -10.0)
+    t, fy, fx = 5, 2, 3  # template 5: [-34.5, -43.5, 34.5, 43.5] -> w_t = 70, h_t = 88
+    score[t, fy, fx] = 2.0
+    score[25 + t, fy, fx], score[50 + t, fy, fx] = 0.25, -0.5  # tx, ty
+    score[75 + t, fy, fx], score[100 + t, fy, fx] = 0.5, 0.0  # tw, th
+    boxes, logits = T.decode(score, 0.5, T.template_ids(0.5))
+    cx, cy = 3 * 8 - 1 + 70 * 0.25, 2 * 8 - 1 + 88 * -0.5  # 40.5, -29
+    w, h = 70 * math.exp(0.5), 88.0
+    expected = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]) / 0.5
+    assert boxes.shape == (1, 4) and logits.tolist() == [2.0]
+    np.testing.assert_allclose(boxes[0], expected, rtol=1e-6)
+    assert T.decode(score, 1.0, np.array([6]))[0].shape == (0, 4)  # other templates see nothing
+
+
+class FixedMap(nn.Module):
+    """Stands in for the network: one confident type-A and one type-B cell on every level."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        h, w = math.ceil(x.shape[2] / 8), math.ceil(x.shape[3] / 8)
+        out = torch.zeros((1, 125, h, w))
+        out[0, :25] = -20.0
+        out[0, 6, 1, 1] = float(x.shape[3])  # logits that tell the levels apart
+        out[0, 20, 2, 2] = 1.0
+        return out
+
+
+def test_detect_pyramid_templates_and_max_side():
+    image = np.zeros((60, 100, 3), np.uint8)
+    model = FixedMap()
+    dets = T.detect(model, image, scales=(0.5, 1, 2), nms_iou=1.0)
+    assert sorted(dets[:, 4].tolist()) == [1.0, 50.0, 100.0, 200.0]  # A at 3 levels, B (logit 1) at 2x only
+    assert np.all(np.diff(dets[:, 4]) <= 0)
+    b = dets[dets[:, 4] == 1.0][0]
+    centre = 2 * 8 - 1  # cell (2, 2) at 2x, boxes divided by 2
+    assert (b[0] + b[2]) / 2 == pytest.approx(centre / 2)
+    assert len(T.detect(model, image, scales=(0.5, 1, 2), nms_iou=1.0, templates="port")) == 3
+    assert sorted(T.detect(model, image, scales=(1, 2), nms_iou=1.0, max_side=150)[:, 4]) == [100.0]
+    with pytest.raises(InputError, match="no pyramid level"):
+        T.detect(model, image, scales=(2,), max_side=150)
+    with pytest.raises(InputError, match="uint8 RGB"):
+        T.detect(model, np.zeros((60, 100), np.uint8))
+
+
+def test_detector_runs_a_real_network():
+    torch.manual_seed(0)
+    detector = T.TinyFacesDetector(T.tiny_faces_resnet18(), scales=(0.5, 1.0), prob_thresh=0.3)
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    dets = detector(image)
+    assert dets.ndim == 2 and dets.shape[1] == 5 and np.isfinite(dets).all()
+    assert np.all(np.diff(dets[:, 4]) <= 0)
