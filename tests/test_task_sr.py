@@ -50,6 +50,8 @@ def test_data_root_folder_and_bicubic_numbers(shared_data, tmp_path):
     (lambda root: (root / "Bad").mkdir() or (root / "Bad/broken.png").write_bytes(b"\x89PNG junk"),
      ["--datasets", "Bad"], "broken.png: cannot decode image"),
     (lambda root: (root / "Empty").mkdir(), ["--datasets", "Empty"], "Empty: no images"),
+    (lambda root: write_image(root / "Small/dot.png", np.zeros((5, 30, 3), np.uint8)), ["--datasets", "Small"],
+     "dot.png: 28x4 after mod-crop is too small for x4"),
     (lambda root: (root / "junk.pth").write_bytes(b"junk"), ["--cajnn-weights", "{root}/junk.pth"],
      "junk.pth: not a loadable PyTorch checkpoint"),
     (lambda root: None, ["--methods", "bicubic", "srgan"], "--methods: unknown srgan"),

@@ -1,4 +1,8 @@
 """benchmark/train_cajnn.py: the loss goes down, and a resumed run ends in exactly the same state."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -66,3 +70,15 @@ def test_no_usable_image_is_a_clear_error(tmp_path, capsys):
     write_image(tmp_path / "small.png", np.zeros((8, 8, 3), np.uint8))
     assert run(tmp_path, tmp_path / "out", 1) == 2
     assert "no training image is at least 32x32" in capsys.readouterr().err
+
+
+def test_torchrun_ddp_two_cpu_ranks(hr_dir, tmp_path):
+    """Two gloo ranks train together; rank 0 writes the checkpoint and the log."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+         "benchmark.train_cajnn", "--config", "lite", "--train-dirs", str(hr_dir), "--out", str(tmp_path),
+         "--iters", "2", "--batch", "4", "--patch", "32", "--save-every", "1", "--threads", "1", "--device", "cpu"],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["iteration"] == 2
+    assert len(losses(tmp_path)) == 2

@@ -63,6 +63,15 @@ def dataset_images(data_root: str | None, dataset: str, limit: int | None) -> li
     return paths[:limit] if limit else paths
 
 
+def load_hr(path: Path, grey_on_grey: bool) -> np.ndarray:
+    """Mod-cropped HR image; refuses, naming the file, one too small to give an LR image of 2x2 pixels."""
+    hr = modcrop(read_image(path, keep_grey=grey_on_grey), SCALE)
+    if min(hr.shape[:2]) < 2 * SCALE:
+        raise InputError(f"{path}: {hr.shape[1]}x{hr.shape[0]} after mod-crop is too small for x{SCALE} "
+                         f"(at least {2 * SCALE}x{2 * SCALE})")
+    return hr
+
+
 def restore_grey_aware(restorer: restore.Restorer, lr: np.ndarray) -> np.ndarray:
     """Restore; a grey (HxW) image goes in replicated to RGB and comes out as the rounded channel mean."""
     if lr.ndim == 3:
@@ -141,7 +150,7 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
         if isinstance(restorer, str):
             row.update(psnr=np.nan, ssim=np.nan, runtime_s=np.nan, params=0, status=restorer)
         else:
-            hrs = [modcrop(read_image(p, keep_grey=grey_on_grey), SCALE) for p in images[dataset]]
+            hrs = [load_hr(p, grey_on_grey) for p in images[dataset]]
             restore_grey_aware(restorer, degrade(hrs[0][:64, :64], SCALE, qf))  # warm-up, not timed
             row.update(evaluate(restorer, hrs, qf, crop_border, round_y, torch_device),
                        params=restore.count_params(restorer), status="ok")
@@ -175,7 +184,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "values instead of converting them to RGB first (SR literature)")
     g.add_argument("--round-y", action="store_true", help="round Y to integers as MATLAB rgb2ycbcr on uint8 "
                    "(SR literature; with --crop-border 4 --grey-on-grey it gives the published bicubic numbers)")
-    g.add_argument("--cajnn-weights", help="CAJNN checkpoint (default: the bundled cajnn_lite_cpu)")
     g.add_argument("--rrdb-weights", help="ESRGAN RRDB_PSNR_x4 checkpoint (BasicSR or original layout)")
     g.add_argument("--dncnn-weights", help="KAIR dncnn3.pth")
     g.add_argument("--arcnn-weights", help="AR-CNN checkpoint")
