@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from benchmark import distributed
 from benchmark.degrade import degrade, modcrop
 from benchmark.errors import InputError
 from benchmark.images import list_images, read_image
@@ -111,16 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train(args: argparse.Namespace) -> dict[int, float]:
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank, world = 0, 1
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
-    if distributed:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-            torch.cuda.set_device(device)
+    ctx = distributed.init(args.device)
+    rank, world, device = ctx.rank, ctx.world, ctx.device
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.batch % world:
@@ -141,7 +133,7 @@ def train(args: argparse.Namespace) -> dict[int, float]:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start = ckpt["iteration"]
-    ddp_model = nn.parallel.DistributedDataParallel(model) if distributed else model
+    ddp_model = nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
     model.train()
 
     bar = tqdm(range(start, args.iters), initial=start, total=args.iters, disable=rank != 0, dynamic_ncols=True,
@@ -180,8 +172,7 @@ def train(args: argparse.Namespace) -> dict[int, float]:
                                     {"config": CONFIGS[args.config].to_dict(), "iterations": args.iters,
                                      "command": "python -m benchmark.train_cajnn " + " ".join(sys.argv[1:])})
         print(f"wrote {args.export} sha256 {sha}")
-    if distributed:
-        dist.destroy_process_group()
+    distributed.close(ctx)
     return val
 
 

@@ -78,35 +78,29 @@ def rrdbnet_esrgan_psnr() -> RRDBNet:
     return RRDBNet(num_feat=64, num_block=23, num_grow=32)
 
 
-_ESRGAN_TO_BASICSR = [
-    (r"^RRDB_trunk\.", "body."),
-    (r"\.RDB([123])\.", r".rdb\1."),
-    (r"^trunk_conv\.", "conv_body."),
-    (r"^upconv([12])\.", r"conv_up\1."),
-    (r"^HRconv\.", "conv_hr."),
-]
+_ESRGAN_TO_BASICSR = [(r"^RRDB_trunk\.", "body."), (r"\.RDB([123])\.", r".rdb\1."), (r"^trunk_conv\.", "conv_body."),
+                      (r"^upconv([12])\.", r"conv_up\1."), (r"^HRconv\.", "conv_hr.")]
+_BASICSR_TO_ESRGAN = [(r"^body\.", "RRDB_trunk."), (r"\.rdb([123])\.", r".RDB\1."), (r"^conv_body\.", "trunk_conv."),
+                      (r"^conv_up([12])\.", r"upconv\1."), (r"^conv_hr\.", "HRconv.")]
+
+
+def _rename(state_dict: dict[str, torch.Tensor], rules: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state_dict.items():
+        for pattern, replacement in rules:
+            key = re.sub(pattern, replacement, key)
+        out[key] = value
+    return out
 
 
 def esrgan_to_basicsr(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename original-ESRGAN keys (``RRDB_trunk.0.RDB1.conv1.weight``) to BasicSR (``body.0.rdb1.conv1.weight``)."""
-    out = {}
-    for key, value in state_dict.items():
-        for pattern, repl in _ESRGAN_TO_BASICSR:
-            key = re.sub(pattern, repl, key)
-        out[key] = value
-    return out
+    return _rename(state_dict, _ESRGAN_TO_BASICSR)
 
 
 def basicsr_to_esrgan(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Inverse of ``esrgan_to_basicsr``."""
-    inverse = [(r"^body\.", "RRDB_trunk."), (r"\.rdb([123])\.", r".RDB\1."), (r"^conv_body\.", "trunk_conv."),
-               (r"^conv_up([12])\.", r"upconv\1."), (r"^conv_hr\.", "HRconv.")]
-    out = {}
-    for key, value in state_dict.items():
-        for pattern, repl in inverse:
-            key = re.sub(pattern, repl, key)
-        out[key] = value
-    return out
+    return _rename(state_dict, _BASICSR_TO_ESRGAN)
 
 
 def rename_rrdb_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,0 +1,45 @@
+"""torch.distributed plumbing shared by the trainers and the tasks: one process, or ``torchrun`` ranks.
+
+torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; gloo is used on CPU and nccl on GPU.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from benchmark.restore import resolve_device
+
+
+@dataclass(frozen=True)
+class Context:
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init(device: str = "auto") -> Context:
+    """Join the process group when started by torchrun; each GPU rank gets its own device."""
+    torch_device = resolve_device(device)
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Context(0, 1, torch_device)
+    dist.init_process_group("nccl" if torch_device.type == "cuda" else "gloo")
+    if torch_device.type == "cuda":
+        torch_device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(torch_device)
+    return Context(dist.get_rank(), dist.get_world_size(), torch_device)
+
+
+def close(ctx: Context) -> None:
+    if ctx.distributed:
+        dist.destroy_process_group()
