@@ -43,3 +43,25 @@ def init(device: str = "auto") -> Context:
 def close(ctx: Context) -> None:
     if ctx.distributed:
         dist.destroy_process_group()
+
+
+def shard(items: list, ctx: Context) -> list:
+    """This rank's share: every ``world``-th item starting at ``rank`` (balanced, order kept within a rank)."""
+    return items[ctx.rank::ctx.world]
+
+
+def gather(obj, ctx: Context) -> list | None:
+    """Every rank's ``obj`` on rank 0, in rank order (None on the other ranks); one process: ``[obj]``."""
+    if not ctx.distributed:
+        return [obj]
+    gathered = [None] * ctx.world if ctx.is_main else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
+
+
+def unshard(shards: list[list]) -> list:
+    """Inverse of ``shard`` over all ranks: the items back in their original order."""
+    out = []
+    for i in range(max(len(s) for s in shards)):
+        out += [s[i] for s in shards if i < len(s)]
+    return out
