@@ -65,3 +65,8 @@ def unshard(shards: list[list]) -> list:
     for i in range(max(len(s) for s in shards)):
         out += [s[i] for s in shards if i < len(s)]
     return out
+
+
+def barrier(ctx: Context) -> None:
+    if ctx.distributed:
+        dist.barrier()

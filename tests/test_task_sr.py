@@ -69,3 +69,18 @@ def test_bad_input_is_one_line_no_traceback(tmp_path, make, args, message):
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 or proc.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def test_two_torchrun_ranks_give_the_single_process_table(tmp_path):
+    args = ["--task", "sr", "--limit", "3", "--qf", "20", "--methods", "bicubic", "cajnn", "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "run_all.py", *args, "--out", str(tmp_path / "two")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    one = pd.read_csv(tmp_path / "one/table1_long.csv")
+    two = pd.read_csv(tmp_path / "two/table1_long.csv")
+    columns = ["dataset", "method", "qf", "psnr", "ssim", "n_images", "params", "status"]
+    assert one[columns].equals(two[columns])
+    assert (tmp_path / "one/table1.md").read_text().split("| runtime_s")[0] == \
+        (tmp_path / "two/table1.md").read_text().split("| runtime_s")[0]

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from benchmark import restore
+from benchmark import distributed, restore
 from benchmark.datasets.package_photos import package_photo_paths
 from benchmark.degrade import degrade, modcrop
 from benchmark.errors import InputError
@@ -81,19 +81,18 @@ def restore_grey_aware(restorer: restore.Restorer, lr: np.ndarray) -> np.ndarray
 
 
 def evaluate(restorer: restore.Restorer, hrs: list[np.ndarray], qf: int, crop_border: int, round_y: bool,
-             device: torch.device) -> dict:
-    """Mean PSNR/SSIM over the images and the total restoration time (device synchronised)."""
-    psnrs, ssims, runtime = [], [], 0.0
+             device: torch.device) -> list[tuple[float, float, float]]:
+    """(PSNR, SSIM, restoration seconds) per image; the time is device-synchronised and excludes degradation."""
+    scores = []
     for hr in hrs:
         lr = degrade(hr, SCALE, qf)
         restore.synchronize(device)
         start = time.perf_counter()
         sr = restore_grey_aware(restorer, lr)
         restore.synchronize(device)
-        runtime += time.perf_counter() - start
-        psnrs.append(psnr(sr, hr, crop_border, round_y))
-        ssims.append(ssim(sr, hr, crop_border, round_y))
-    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)), "runtime_s": runtime}
+        seconds = time.perf_counter() - start
+        scores.append((psnr(sr, hr, crop_border, round_y), ssim(sr, hr, crop_border, round_y), seconds))
+    return scores
 
 
 def pivot(long: pd.DataFrame) -> pd.DataFrame:
@@ -115,7 +114,11 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
         cajnn_weights: str | None = None, rrdb_weights: str | None = None, dncnn_weights: str | None = None,
         arcnn_weights: str | None = None, out: str | Path = "results/sr", device: str = "auto",
         amp: str | None = None, tile: int = 256, seed: int = 0, limit: int | None = None) -> pd.DataFrame:
-    """Compute Table I into ``out`` (long CSV, pivot CSV and Markdown, run.json); returns the long table."""
+    """Compute Table I into ``out`` (long CSV, pivot CSV and Markdown, run.json); returns the long table.
+
+    Under torchrun each rank restores its share of every dataset; rank 0 gathers the per-image scores and
+    writes the tables (identical to a one-process run; ``runtime_s`` is the sum over ranks).
+    """
     torch.manual_seed(seed)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -124,7 +127,8 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
     if bad_qf:
         raise InputError(f"--qf: {bad_qf[0]} is not a JPEG quality in 1..100")
     datasets = datasets or ([EMBEDDED_DATASET] if data_root is None else ["Set5", "Set14"])
-    torch_device = restore.resolve_device(device)
+    ctx = distributed.init(device)
+    torch_device = ctx.device
     settings = {"device": str(torch_device), "amp": amp, "tile": tile}
     weights = {"cajnn": cajnn_weights, "rrdb": rrdb_weights, "dncnn": dncnn_weights, "arcnn": arcnn_weights}
     restorers = {m: build_method(m, weights, settings) for m in methods}
@@ -135,9 +139,10 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
     out = Path(out)
     long_path = out / "table1_long.csv"
     done = pd.read_csv(long_path) if long_path.exists() else pd.DataFrame()
+    distributed.barrier(ctx)  # every rank has read the same finished rows before rank 0 writes new ones
     rows = []
     jobs = [(d, m, q) for d in datasets for m in methods for q in qfs]
-    for dataset, method, qf in tqdm(jobs, desc="Table I", dynamic_ncols=True):
+    for dataset, method, qf in tqdm(jobs, desc="Table I", dynamic_ncols=True, disable=not ctx.is_main):
         restorer = restorers[method]
         key = restorer if isinstance(restorer, str) else restorer.cache_key
         row = {"dataset": dataset, "method": method, "qf": qf, "crop_border": crop_border,
@@ -150,14 +155,22 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
         if isinstance(restorer, str):
             row.update(psnr=np.nan, ssim=np.nan, runtime_s=np.nan, params=0, status=restorer)
         else:
-            hrs = [load_hr(p, grey_on_grey) for p in images[dataset]]
-            restore_grey_aware(restorer, degrade(hrs[0][:64, :64], SCALE, qf))  # warm-up, not timed
-            row.update(evaluate(restorer, hrs, qf, crop_border, round_y, torch_device),
-                       params=restore.count_params(restorer), status="ok")
+            hrs = [load_hr(p, grey_on_grey) for p in distributed.shard(images[dataset], ctx)]
+            if hrs:
+                restore_grey_aware(restorer, degrade(hrs[0][:64, :64], SCALE, qf))  # warm-up, not timed
+            shards = distributed.gather(evaluate(restorer, hrs, qf, crop_border, round_y, torch_device), ctx)
+            if ctx.is_main:
+                psnrs, ssims, seconds = zip(*distributed.unshard(shards))
+                row.update(psnr=float(np.mean(psnrs)), ssim=float(np.mean(ssims)), runtime_s=float(np.sum(seconds)),
+                           params=restore.count_params(restorer), status="ok")
         rows.append(row)
-        write_csv(pd.DataFrame(rows), long_path)
+        if ctx.is_main:
+            write_csv(pd.DataFrame(rows), long_path)
 
+    distributed.close(ctx)
     long = pd.DataFrame(rows)
+    if not ctx.is_main:
+        return long
     table = pivot(long)
     write_csv(table, out / "table1.csv")
     title = f"Table I: PSNR (dB) / SSIM on Y, x4, protocol: {protocol}\n\n"
