@@ -71,10 +71,17 @@ def sample_batch(images: list[np.ndarray], rng: np.random.Generator, batch: int,
     return to_tensor(lrs), to_tensor(hrs)
 
 
-def cosine_restart_lr(iteration: int, base_lr: float, period: int, eta_min: float) -> float:
-    """Cosine annealing from ``base_lr`` to ``eta_min`` over ``period`` iterations, restarting after each."""
-    t = iteration % period
-    return eta_min + 0.5 * (base_lr - eta_min) * (1 + math.cos(math.pi * t / period))
+def cosine_restart_lr(iteration: int, base_lr: float, periods: list[int], eta_min: float) -> float:
+    """Cosine annealing from ``base_lr`` to ``eta_min`` within each period, restarting at the next one
+    (BasicSR ``CosineAnnealingRestartLR``); the last period repeats."""
+    for period in periods[:-1]:
+        if iteration < period:
+            break
+        iteration -= period
+    else:
+        period = periods[-1]
+        iteration %= period
+    return eta_min + 0.5 * (base_lr - eta_min) * (1 + math.cos(math.pi * iteration / period))
 
 
 def validate(model: nn.Module, val_images: list[np.ndarray], qfs: list[int]) -> dict[int, float]:
@@ -97,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=36, help="total batch size over all ranks (default: 36)")
     p.add_argument("--patch", type=int, default=128, help="HR patch size (default: 128, LR 32)")
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default: 2e-4)")
-    p.add_argument("--restart-every", type=int, default=250_000, help="cosine restart period (default: 2.5e5)")
+    p.add_argument("--periods", type=int, nargs="+", default=[250_000], help="cosine restart periods in "
+                   "iterations, the last one repeating (default: 250000, the paper's restarts every 2.5e5)")
     p.add_argument("--eta-min", type=float, default=1e-7, help="cosine floor (default: 1e-7)")
     p.add_argument("--qf-range", type=int, nargs=2, default=[10, 100], help="JPEG quality range (default: 10 100)")
     p.add_argument("--save-every", type=int, default=200, help="checkpoint every N iterations")
@@ -142,7 +150,7 @@ def train(args: argparse.Namespace) -> dict[int, float]:
     val = {}
     t0 = time.time()
     for it in bar:
-        lr = cosine_restart_lr(it, args.lr, args.restart_every, args.eta_min)
+        lr = cosine_restart_lr(it, args.lr, args.periods, args.eta_min)
         for group in optimizer.param_groups:
             group["lr"] = lr
         rng = np.random.default_rng([args.seed, rank, it])

@@ -24,7 +24,7 @@ def hr_dir(tmp_path_factory):
 
 def run(hr_dir, out, iters, lr="1e-3"):
     return train_cajnn.main(["--config", "lite", "--train-dirs", str(hr_dir), "--out", str(out), "--iters", str(iters),
-                             "--batch", "2", "--patch", "32", "--lr", lr, "--restart-every", "1000",
+                             "--batch", "2", "--patch", "32", "--lr", lr, "--periods", "1000",
                              "--save-every", "1", "--threads", "1"])
 
 
@@ -61,9 +61,12 @@ def test_resume_reproduces_the_uninterrupted_run(hr_dir, tmp_path):
 
 
 def test_cosine_restarts():
-    assert train_cajnn.cosine_restart_lr(0, 2e-4, 100, 1e-7) == pytest.approx(2e-4)
-    assert train_cajnn.cosine_restart_lr(50, 2e-4, 100, 1e-7) == pytest.approx((2e-4 + 1e-7) / 2)
-    assert train_cajnn.cosine_restart_lr(100, 2e-4, 100, 1e-7) == pytest.approx(2e-4)
+    assert train_cajnn.cosine_restart_lr(0, 2e-4, [100], 1e-7) == pytest.approx(2e-4)
+    assert train_cajnn.cosine_restart_lr(50, 2e-4, [100], 1e-7) == pytest.approx((2e-4 + 1e-7) / 2)
+    assert train_cajnn.cosine_restart_lr(100, 2e-4, [100], 1e-7) == pytest.approx(2e-4)
+    # periods 100 then 40: iteration 120 is half-way through the second cycle, 140 restarts the 40-cycle
+    assert train_cajnn.cosine_restart_lr(120, 2e-4, [100, 40], 1e-7) == pytest.approx((2e-4 + 1e-7) / 2)
+    assert train_cajnn.cosine_restart_lr(140, 2e-4, [100, 40], 1e-7) == pytest.approx(2e-4)
 
 
 def test_no_usable_image_is_a_clear_error(tmp_path, capsys):
