@@ -56,19 +56,27 @@ def test_data_root_folder_and_bicubic_numbers(shared_data, tmp_path):
      "junk.pth: not a loadable PyTorch checkpoint"),
     (lambda root: None, ["--methods", "bicubic", "srgan"], "--methods: unknown srgan"),
 ])
-def test_bad_input_is_one_line_no_traceback(tmp_path, make, args, message):
+def test_bad_input_is_one_line_no_traceback(tmp_path, make, args, message, capsys):
     make(tmp_path)
     (tmp_path / "Good").mkdir(exist_ok=True)
     write_image(tmp_path / "Good/a.png", np.zeros((16, 16, 3), np.uint8))
     args = [a.replace("{root}", str(tmp_path)) for a in args]
     if "--datasets" not in args:
         args += ["--datasets", "Good"]
+    code = main(["--task", "sr", "--data-root", str(tmp_path), "--out", str(tmp_path / "out"), "--qf", "10", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err and err.splitlines()[-1].startswith("error:")
+
+
+def test_bad_input_from_the_command_line_has_no_traceback(tmp_path):
+    (tmp_path / "Bad").mkdir()
+    (tmp_path / "Bad/broken.png").write_bytes(b"\x89PNG junk")
     proc = subprocess.run([sys.executable, "run_all.py", "--task", "sr", "--data-root", str(tmp_path),
-                           "--out", str(tmp_path / "out"), "--qf", "10", *args],
+                           "--datasets", "Bad", "--out", str(tmp_path / "out")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2
-    assert message in proc.stderr and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().count("\n") == 0 or proc.stderr.strip().splitlines()[-1].startswith("error:")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "broken.png: cannot decode" in proc.stderr
 
 
 def test_two_torchrun_ranks_give_the_single_process_table(tmp_path):
