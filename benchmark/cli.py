@@ -5,9 +5,9 @@ import argparse
 import sys
 
 from benchmark.errors import InputError
-from benchmark.tasks import sr
+from benchmark.tasks import ocr, sr, tinyface
 
-TASKS = {"sr": sr}
+TASKS = {"sr": sr, "ocr": ocr, "tinyface": tinyface}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,13 +16,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="carsr-bench: does joint JPEG-artifact removal + x4 super-resolution (CAJNN) help downstream "
                     "vision models? Writes CSV and Markdown tables under --out.")
     p.add_argument("--task", choices=sorted(TASKS), required=True,
-                   help="sr: Table I (PSNR/SSIM)")
+                   help="sr: Table I (PSNR/SSIM); ocr: Table II (scene-text recognition accuracy); "
+                   "tinyface: Table III and Fig. 6 (WIDER FACE AP)")
     p.add_argument("--data-root", help="root of the official data for the task (default: the embedded, generated "
                    "or package-shipped data; no download)")
     p.add_argument("--out", help="output folder (default: results/<task>/)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0, help="seed for everything random (default 0)")
     p.add_argument("--limit", type=int, help="use only the first N items of each dataset (smoke runs)")
+    p.add_argument("--cajnn-weights", help="CAJNN checkpoint (default: the bundled cajnn_lite_cpu)")
+    p.add_argument("--variants", nargs="+", help="rows of the task's table (default: all of the task's rows; "
+                   "ocr: raw cajnn_x4 cajnn_x4_down bicubic_x4, tinyface: hr lr lr_bicubic lr_cajnn)")
     for task in TASKS.values():
         task.add_arguments(p)
     return p

@@ -19,6 +19,7 @@ from PIL import Image
 from torch import nn
 
 from benchmark.errors import InputError
+from models.weights import read_state_dict
 
 # The 25 templates [x1, y1, x2, y2, res], centred on 0: RefBox_N25_scaled.mat of the original release
 # (peiyunh/tiny data/widerface/), the 'cluster-scaled' set that its hr_res101 model and tiny-faces-pytorch's
@@ -141,14 +142,17 @@ def _few(keys: Sequence[str], n: int = 3) -> str:
 
 
 def load_tiny_faces(path: str | Path) -> TinyFaces:
-    """Load a Tiny Faces checkpoint: tiny-faces-pytorch's `{'epoch', 'batch_size', 'model', 'optimizer'}` or a bare
-    state_dict (a DataParallel `module.` prefix is removed), with `weights_only=True` and `strict=True`. The trunk is
-    read off the keys. A file that is not such a checkpoint raises InputError naming it and some offending keys."""
+    """Load a Tiny Faces checkpoint: tiny-faces-pytorch's `{'epoch', 'batch_size', 'model', 'optimizer'}`, a bare
+    state_dict (a DataParallel `module.` prefix is removed) or float16 safetensors (`benchmark.train_tinyfaces
+    --export`), with `weights_only=True` and `strict=True`. The trunk is read off the keys. A file that is not such a checkpoint raises InputError naming it and some offending keys."""
     path = Path(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = (read_state_dict(path)[0] if path.suffix == ".safetensors" else
+                torch.load(path, map_location="cpu", weights_only=True))
     except FileNotFoundError:
         raise InputError(f"{path}: checkpoint not found") from None
+    except InputError:
+        raise
     except Exception as e:  # torch raises many types for a corrupt, foreign or unsafe pickle
         raise InputError(f"{path}: not a loadable PyTorch checkpoint ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''})") from None

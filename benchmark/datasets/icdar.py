@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from benchmark.errors import InputError
+from benchmark.images import to_rgb_uint8
 
 IMAGES_DIR = "Challenge2_Test_Task3_Images"
 GT_FILE = "Challenge2_Test_Task3_GT.txt"
@@ -52,7 +53,7 @@ class WordItem:
 
 
 def decode_image(data: bytes, origin: str) -> np.ndarray:
-    """Encoded bytes -> uint8 RGB HxWx3; grey, palette and RGBA become RGB (alpha dropped), 16-bit scales to 8-bit."""
+    """Encoded bytes -> uint8 RGB HxWx3 (`benchmark.images.to_rgb_uint8`: grey/palette/RGBA to RGB, 16-bit scaled)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -60,13 +61,7 @@ def decode_image(data: bytes, origin: str) -> np.ndarray:
             img.load()
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError and its own errors for bad bytes
         raise InputError(f"{origin}: cannot decode image ({type(exc).__name__}: {exc})") from None
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        array = np.asarray(img, dtype=np.float64)
-        if img.mode != "F":
-            array = array / 257.0
-        grey = np.clip(np.rint(array), 0, 255).astype(np.uint8)
-        return np.repeat(grey[:, :, None], 3, axis=2)
-    return np.array(img.convert("RGB"))
+    return to_rgb_uint8(img)
 
 
 def encode_png(image: np.ndarray) -> bytes:

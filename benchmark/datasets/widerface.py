@@ -8,6 +8,7 @@ files cell for cell), so a synthetic generator can lay out a dataset that the of
 """
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,6 +263,16 @@ def _cells(items: list) -> np.ndarray:
     return cell
 
 
+def _savemat(path: Path, mdict: dict) -> None:
+    """`scipy.io.savemat` with a fixed header text instead of the creation time, so the same data gives the same
+    bytes (the 116-byte description is free text; MATLAB reads only the fields after it)."""
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, mdict)
+    data = bytearray(buffer.getvalue())
+    data[:116] = b"MATLAB 5.0 MAT-file, written by carsr-bench".ljust(116)
+    path.write_bytes(bytes(data))
+
+
 def write_gt_mat(gt: WiderFaceGT, gt_dir: str | Path) -> None:
     """Write `wider_face_val.mat` and `wider_{easy,medium,hard}_val.mat` in the official structure (cell arrays of
     events, then of images; int32 boxes, uint8 labels, double `gt_list` columns). Images are grouped by event in order
@@ -289,7 +300,7 @@ def write_gt_mat(gt: WiderFaceGT, gt_dir: str | Path) -> None:
         base[f"{name}_label_list"] = _cells(
             [_cells([attrs_of(k)[:, a : a + 1].copy() for k in ks]) for ks in events.values()]
         )
-    scipy.io.savemat(str(gt_dir / GT_MAT), base)
+    _savemat(gt_dir / GT_MAT, base)
     for setting in SETTINGS:
         keep = gt.keep.get(setting)
         if keep is None:
@@ -297,4 +308,4 @@ def write_gt_mat(gt: WiderFaceGT, gt_dir: str | Path) -> None:
         gt_list = _cells([
             _cells([(np.asarray(keep[k], dtype=np.float64).reshape(-1, 1) + 1) for k in ks]) for ks in events.values()
         ])
-        scipy.io.savemat(str(gt_dir / SETTING_MAT.format(setting)), {**base, "gt_list": gt_list})
+        _savemat(gt_dir / SETTING_MAT.format(setting), {**base, "gt_list": gt_list})

