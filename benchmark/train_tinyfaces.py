@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
+from benchmark import distributed
 from benchmark.datasets.synth_faces import make_scene
 from benchmark.errors import InputError
 from models.tiny_faces import ARCHS, MEAN, OFFSET, STD, STRIDE, TEMPLATES
@@ -208,16 +208,8 @@ def train(args: argparse.Namespace) -> float:
     """Train to `args.iters`; returns the last loss."""
     if args.crop % STRIDE:
         raise InputError(f"--crop {args.crop} is not a multiple of the stride {STRIDE}")
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank, world = 0, 1
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
-    if distributed:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-            torch.cuda.set_device(device)
+    ctx = distributed.init(args.device)
+    rank, world, device = ctx.rank, ctx.world, ctx.device
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.batch % world:
@@ -240,7 +232,7 @@ def train(args: argparse.Namespace) -> float:
             raise InputError(f"{ckpt_path}: cannot resume from it ({str(exc).splitlines()[0]}); "
                              "move it away to start afresh") from None
         start = ckpt["iteration"]
-    ddp_model = nn.parallel.DistributedDataParallel(model) if distributed else model
+    ddp_model = nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
     model.train()
 
     bar = tqdm(range(start, args.iters), initial=start, total=args.iters, disable=rank != 0, dynamic_ncols=True,
@@ -276,8 +268,7 @@ def train(args: argparse.Namespace) -> float:
                                      "iterations": args.iters,
                                      "command": "python -m benchmark.train_tinyfaces " + " ".join(sys.argv[1:])})
         print(f"wrote {args.export} sha256 {sha}")
-    if distributed:
-        dist.destroy_process_group()
+    distributed.close(ctx)
     return loss_value
 
 
