@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmark.errors import InputError
+from benchmark.errors import run_reporting_input_errors
 from benchmark.tasks import ocr, sr, tinyface
 
 TASKS = {"sr": sr, "ocr": ocr, "tinyface": tinyface}
@@ -37,9 +37,4 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit is not None and args.limit < 1:
         print(f"error: --limit must be at least 1, got {args.limit}", file=sys.stderr)
         return 2
-    try:
-        TASKS[args.task].run_from_args(args)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_input_errors(TASKS[args.task].run_from_args, args)

@@ -3,7 +3,18 @@
 Raised with a one-line message that names the offending file (and line) or argument; the CLI prints it as
 ``error: <message>`` and exits with status 2, without a traceback.
 """
+import sys
 
 
 class InputError(Exception):
     """Bad input from the user: unreadable image, malformed annotation, wrong checkpoint, unknown folder."""
+
+
+def run_reporting_input_errors(fn, *args) -> int:
+    """Call ``fn(*args)``; an ``InputError`` becomes ``error: <message>`` on stderr and exit status 2."""
+    try:
+        fn(*args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

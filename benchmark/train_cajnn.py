@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from benchmark import distributed
 from benchmark.degrade import degrade, modcrop
-from benchmark.errors import InputError
+from benchmark.errors import InputError, run_reporting_input_errors
 from benchmark.images import list_images, read_image
 from benchmark.metrics.image_quality import psnr
 from benchmark.restore import NetworkRestorer
@@ -185,13 +185,7 @@ def train(args: argparse.Namespace) -> dict[int, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        train(args)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_input_errors(train, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from benchmark import distributed
 from benchmark.datasets.icdar import WordItem, lmdb_dirs, read_lmdb
 from benchmark.datasets.synth_text import sample
-from benchmark.errors import InputError
+from benchmark.errors import InputError, run_reporting_input_errors
 from benchmark.metrics.text import filter_labels, normalize_label, score
 from models.text import (CASE_INSENSITIVE, Recognizer, RecognizerConfig, TextRecognizer, converter_for,
                          save_recognizer, transform_for)
@@ -210,13 +210,7 @@ def export(model: Recognizer, path: str | Path, meta: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        train(args)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_input_errors(train, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from benchmark import distributed
 from benchmark.datasets.synth_faces import make_scene
-from benchmark.errors import InputError
+from benchmark.errors import InputError, run_reporting_input_errors
 from models.tiny_faces import ARCHS, MEAN, OFFSET, STD, STRIDE, TEMPLATES
 from models.weights import save_safetensors_fp16
 
@@ -273,13 +273,7 @@ def train(args: argparse.Namespace) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        train(args)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_input_errors(train, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
