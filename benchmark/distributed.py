@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from benchmark.errors import InputError
 from benchmark.restore import resolve_device
 
 
@@ -70,3 +71,14 @@ def unshard(shards: list[list]) -> list:
 def barrier(ctx: Context) -> None:
     if ctx.distributed:
         dist.barrier()
+
+
+def init_training(device: str, threads: int, batch: int) -> Context:
+    """``init`` for a trainer: set the CPU threads (0 keeps torch's default) and check that the global
+    ``batch`` splits evenly over the ranks."""
+    ctx = init(device)
+    if threads:
+        torch.set_num_threads(threads)
+    if batch % ctx.world:
+        raise InputError(f"--batch {batch} is not divisible by the {ctx.world} ranks")
+    return ctx

@@ -1,6 +1,7 @@
 """Run outputs: atomic CSV/Markdown/JSON writes and the run's metadata."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -21,6 +22,13 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
     os.replace(tmp, path)
+
+
+def save_torch_atomic(obj, path: str | Path) -> None:
+    """``torch.save`` through ``write_atomic``: a training checkpoint is never left half-written."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:

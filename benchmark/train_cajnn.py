@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from benchmark.degrade import degrade, modcrop
 from benchmark.errors import InputError, run_reporting_input_errors
 from benchmark.images import list_images, read_image
 from benchmark.metrics.image_quality import psnr
+from benchmark.report import save_torch_atomic
 from benchmark.restore import NetworkRestorer
 from models.cajnn import CAJNN, CONFIGS
 from models.weights import save_safetensors_fp16
@@ -119,12 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train(args: argparse.Namespace) -> dict[int, float]:
-    ctx = distributed.init(args.device)
+    ctx = distributed.init_training(args.device, args.threads, args.batch)
     rank, world, device = ctx.rank, ctx.world, ctx.device
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.batch % world:
-        raise InputError(f"--batch {args.batch} is not divisible by the {world} ranks")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -170,10 +166,8 @@ def train(args: argparse.Namespace) -> dict[int, float]:
                 val = validate(model, val_images, args.val_qf)
                 log.write(f"# val {done} " + " ".join(f"q{q}={v:.3f}" for q, v in val.items()) + "\n")
             if done % args.save_every == 0 or done == args.iters:
-                tmp = ckpt_path.with_suffix(".tmp")
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": done,
-                            "config": CONFIGS[args.config].to_dict()}, tmp)
-                os.replace(tmp, ckpt_path)
+                save_torch_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": done,
+                                   "config": CONFIGS[args.config].to_dict()}, ckpt_path)
             log.flush()
     if rank == 0 and args.export:
         sha = save_safetensors_fp16(model.state_dict(), args.export,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -32,6 +31,7 @@ from benchmark.datasets.icdar import WordItem, lmdb_dirs, read_lmdb
 from benchmark.datasets.synth_text import sample
 from benchmark.errors import InputError, run_reporting_input_errors
 from benchmark.metrics.text import filter_labels, normalize_label, score
+from benchmark.report import save_torch_atomic
 from models.text import (CASE_INSENSITIVE, Recognizer, RecognizerConfig, TextRecognizer, converter_for,
                          save_recognizer, transform_for)
 from models.weights import save_safetensors_fp16
@@ -126,12 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def train(args: argparse.Namespace) -> dict:
     """Train (or resume) to ``args.iters``; returns the last loss and validation accuracy."""
-    ctx = distributed.init(args.device)
+    ctx = distributed.init_training(args.device, args.threads, args.batch)
     rank, world, device = ctx.rank, ctx.world, ctx.device
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.batch % world:
-        raise InputError(f"--batch {args.batch} is not divisible by the {world} ranks")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -184,10 +180,8 @@ def train(args: argparse.Namespace) -> dict:
                 log.write(f"# val {done} accuracy={result['val_accuracy']:.2f}\n")
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}", val=f"{result['val_accuracy']:.1f}")
             if done % args.save_every == 0 or done == args.iters:
-                tmp = ckpt_path.with_suffix(".tmp")
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": done,
-                            "config": asdict(config)}, tmp)
-                os.replace(tmp, ckpt_path)
+                save_torch_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": done,
+                                   "config": asdict(config)}, ckpt_path)
             log.flush()
     if rank == 0 and args.export:
         export(model, args.export, {"iterations": args.iters, "val_accuracy": result["val_accuracy"],

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from tqdm import tqdm
 from benchmark import distributed
 from benchmark.datasets.synth_faces import make_scene
 from benchmark.errors import InputError, run_reporting_input_errors
+from benchmark.report import save_torch_atomic
 from models.tiny_faces import ARCHS, MEAN, OFFSET, STD, STRIDE, TEMPLATES
 from models.weights import save_safetensors_fp16
 
@@ -208,12 +208,8 @@ def train(args: argparse.Namespace) -> float:
     """Train to `args.iters`; returns the last loss."""
     if args.crop % STRIDE:
         raise InputError(f"--crop {args.crop} is not a multiple of the stride {STRIDE}")
-    ctx = distributed.init(args.device)
+    ctx = distributed.init_training(args.device, args.threads, args.batch)
     rank, world, device = ctx.rank, ctx.world, ctx.device
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.batch % world:
-        raise InputError(f"--batch {args.batch} is not divisible by the {world} ranks")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -257,10 +253,8 @@ def train(args: argparse.Namespace) -> float:
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
             log.write(f"{done}\t{loss_value:.6f}\t{lr:.3e}\t{time.time() - t0:.1f}\n")
             if done % args.save_every == 0 or done == args.iters:
-                tmp = ckpt_path.with_suffix(".tmp")
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": done,
-                            "arch": args.arch}, tmp)
-                os.replace(tmp, ckpt_path)
+                save_torch_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": done,
+                                   "arch": args.arch}, ckpt_path)
             log.flush()
     if rank == 0 and args.export:
         sha = save_safetensors_fp16(model.state_dict(), args.export,
