@@ -88,7 +88,10 @@ def test_two_torchrun_ranks_give_the_single_process_table(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     one = pd.read_csv(tmp_path / "one/table1_long.csv")
     two = pd.read_csv(tmp_path / "two/table1_long.csv")
-    columns = ["dataset", "method", "qf", "psnr", "ssim", "n_images", "params", "status"]
+    # Each torchrun rank gets one thread, the in-process run two: float sums in the convolutions run in another order,
+    # which can flip the rounding of a rare output pixel. Everything else must be identical.
+    columns = ["dataset", "method", "qf", "n_images", "params", "status"]
     assert one[columns].equals(two[columns])
+    np.testing.assert_allclose(one[["psnr", "ssim"]], two[["psnr", "ssim"]], rtol=0, atol=1e-4)
     assert (tmp_path / "one/table1.md").read_text().split("| runtime_s")[0] == \
         (tmp_path / "two/table1.md").read_text().split("| runtime_s")[0]
