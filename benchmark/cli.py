@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from benchmark.cache import default_cache_dir
 from benchmark.errors import run_reporting_input_errors
 from benchmark.tasks import ocr, sr, tinyface
 
@@ -27,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cajnn-weights", help="CAJNN checkpoint (default: the bundled cajnn_lite_cpu)")
     p.add_argument("--variants", nargs="+", help="rows of the task's table (default: all of the task's rows; "
                    "ocr: raw cajnn_x4 cajnn_x4_down bicubic_x4, tinyface: hr lr lr_bicubic lr_cajnn)")
+    p.add_argument("--cache-dir", default=str(default_cache_dir()), help="LMDB cache of restored images, reused "
+                   "by later runs and other recognizers/detectors (default: %(default)s)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the restoration cache")
+    p.add_argument("--keep-going", action="store_true", help="score unusable items (corrupt, missing, unsafe "
+                   "path, too small) as failed and go on, instead of refusing the dataset before any work")
     for task in TASKS.values():
         task.add_arguments(p)
     return p
@@ -37,4 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit is not None and args.limit < 1:
         print(f"error: --limit must be at least 1, got {args.limit}", file=sys.stderr)
         return 2
+    if args.no_cache:
+        args.cache_dir = None
     return run_reporting_input_errors(TASKS[args.task].run_from_args, args)

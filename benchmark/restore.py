@@ -216,9 +216,12 @@ class ThenDownsample:
     def cache_key(self) -> str:
         return f"{self.restorer.cache_key}>>down"
 
+    def downsample(self, restored: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+        """The restorer's output ``restored`` brought back to ``input_shape``."""
+        return imresize(restored, 1 / self.restorer.scale)[: input_shape[0], : input_shape[1]]
+
     def __call__(self, img: np.ndarray) -> np.ndarray:
-        out = imresize(self.restorer(img), 1 / self.restorer.scale)
-        return out[: img.shape[0], : img.shape[1]]
+        return self.downsample(self.restorer(img), img.shape)
 
 
 def count_params(restorer: Restorer) -> int:

@@ -1,4 +1,5 @@
 """Shared fixtures."""
+import os
 from pathlib import Path
 
 import pytest
@@ -12,3 +13,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data folder {SHARED_DATA} is absent (it sits beside the project, never inside it)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_home(tmp_path_factory):
+    """Runs started by tests (in process or as subprocesses) keep their restoration cache out of the user's."""
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg_cache"))
+    yield
+    if previous is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous

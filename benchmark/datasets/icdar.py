@@ -24,7 +24,7 @@ from pathlib import Path
 
 import lmdb
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from benchmark.errors import InputError
 from benchmark.images import to_rgb_uint8
@@ -46,6 +46,7 @@ class WordItem:
     label: str
     origin: str  # where the bytes come from, for messages: a file path or `LMDB_DIR:image-%09d`
     read: Callable[[], bytes]
+    problem: str = ""  # why the item cannot be used (missing or unsafe image path), named by its GT line
 
     def image(self) -> np.ndarray:
         """Decoded uint8 RGB HxWx3."""
@@ -59,6 +60,8 @@ def decode_image(data: bytes, origin: str) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             img.load()
+    except UnidentifiedImageError:
+        raise InputError(f"{origin}: cannot decode image (not a recognised image format)") from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError and its own errors for bad bytes
         raise InputError(f"{origin}: cannot decode image ({type(exc).__name__}: {exc})") from None
     return to_rgb_uint8(img)
@@ -134,8 +137,12 @@ def _file_reader(path: Path) -> Callable[[], bytes]:
     return read
 
 
-def read_icdar2013(root: str | Path, subset: str = "all") -> list[WordItem]:
-    """Items of ROOT in GT order; every listed image must exist (checked now, decoded on `WordItem.image()`)."""
+def read_icdar2013(root: str | Path, subset: str = "all", strict: bool = True) -> list[WordItem]:
+    """Items of ROOT in GT order; every listed image must exist (checked now, decoded on `WordItem.image()`).
+
+    ``strict=False`` keeps a missing or unsafe image as an item with its ``problem`` set instead of raising, so a
+    caller can name every bad item at once (the GT file itself must still parse).
+    """
     root = Path(root)
     images, gt_path = root / IMAGES_DIR, root / GT_FILE
     if not gt_path.is_file() and (images / GT_FILE).is_file():
@@ -146,12 +153,25 @@ def read_icdar2013(root: str | Path, subset: str = "all") -> list[WordItem]:
         raise InputError(f"{root}: no {IMAGES_DIR}/ folder")
     items = []
     for name, label, number in read_gt(gt_path):
-        path = _inside(images, name, f"{gt_path}:{number}")
-        if not path.is_file():
-            raise InputError(f"{gt_path}:{number}: image {name} not found in {images}")
-        if in_subset(label, subset):
-            items.append(WordItem(name, label, str(path), _file_reader(path)))
+        if not in_subset(label, subset):
+            continue
+        try:
+            path = _inside(images, name, f"{gt_path}:{number}")
+            if not path.is_file():
+                raise InputError(f"{gt_path}:{number}: image {name} not found in {images}")
+        except InputError as exc:
+            if strict:
+                raise
+            items.append(WordItem(name, label, f"{gt_path}:{number}", _unreadable(str(exc)), str(exc)))
+            continue
+        items.append(WordItem(name, label, str(path), _file_reader(path)))
     return items
+
+
+def _unreadable(problem: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        raise InputError(problem)
+    return read
 
 
 def write_icdar2013(root: str | Path, samples: Iterable[tuple[str, str, np.ndarray | bytes]]) -> Path:

@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,14 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from benchmark import restore
+from benchmark import distributed, restore
+from benchmark.cache import RestorationCache, open_cache, restore_cached
 from benchmark.datasets.icdar import (GT_FILE, IMAGES_DIR, SUBSETS, WordItem, decode_image, in_subset, lmdb_dirs,
                                      read_icdar2013, read_lmdb)
 from benchmark.datasets.synth_text import DEFAULT_N, default_test_set
 from benchmark.errors import InputError
 from benchmark.metrics.text import normalize_label, normalize_prediction, score
+from benchmark.progress import ProgressLog
 from benchmark.report import device_description, markdown_table, run_metadata, write_atomic, write_csv, write_json
 from models.text import (Recognizer, RecognizerConfig, TextRecognizer, converter_for, find_easyocr_english_g2,
                          load_recognizer)
@@ -38,7 +41,7 @@ from models.weights import RECOGNIZER_SYNTH, load_strict, read_state_dict, sha25
 
 VARIANTS = ("raw", "cajnn_x4", "cajnn_x4_down", "bicubic_x4")
 RECOGNIZERS = ("bundled", "easyocr-g2")
-PREDICTION_COLUMNS = ["image", "label", "prediction", "confidence", "correct"]
+PREDICTION_COLUMNS = ["image", "label", "prediction", "confidence", "correct", "error"]
 SHEET_ROWS = 12
 
 TextRecognizerFn = Callable[[Sequence[np.ndarray]], list[tuple[str, float]]]
@@ -46,11 +49,14 @@ TextRecognizerFn = Callable[[Sequence[np.ndarray]], list[tuple[str, float]]]
 
 @dataclass
 class Dataset:
-    """Decoded word crops with their labels, a description for the table, and a digest of ids, labels and bytes."""
+    """Decoded word crops with their labels, a description for the table, and a digest of ids, labels and bytes.
+
+    An unusable crop (``--keep-going``) has image None and its reason in ``problems``; it is scored as failed."""
 
     ids: list[str]
     labels: list[str]
-    images: list[np.ndarray]
+    images: list[np.ndarray | None]
+    problems: list[str]
     description: str
     digest: str
     decode_s: float
@@ -103,18 +109,23 @@ def build_recognizer(recognizer: str, recognizer_weights: str | None, device: st
     return text_recognizer, f"{path.name}|{sha256_of(path)}"
 
 
-def read_items(data_root: str | None, subset: str, seed: int, limit: int | None,
-               cache_dir: Path) -> tuple[list[WordItem], str]:
+def read_items(data_root: str | None, subset: str, seed: int, limit: int | None, cache_dir: Path,
+               ctx: distributed.Context | None = None) -> tuple[list[WordItem], str]:
     """Word items of ``data_root`` (native ICDAR2013 layout, or every LMDB under it) or of the embedded default
-    (with ``limit``, only its first ``limit`` crops are generated: crop i does not depend on the set's size)."""
+    (with ``limit``, only its first ``limit`` crops are generated: crop i does not depend on the set's size; under
+    torchrun rank 0 generates it while the others wait)."""
     if data_root is None:
+        if ctx is not None and ctx.distributed:
+            if ctx.is_main:
+                default_test_set(cache_dir, limit or DEFAULT_N, seed)
+            distributed.barrier(ctx)
         root = default_test_set(cache_dir, limit or DEFAULT_N, seed)
         return read_icdar2013(root, subset), f"embedded synthetic ICDAR2013-layout crops (seed {seed})"
     root = Path(data_root)
     if not root.is_dir():
         raise InputError(f"{root}: --data-root folder not found")
     if (root / GT_FILE).is_file() or (root / IMAGES_DIR).is_dir():
-        return read_icdar2013(root, subset), f"ICDAR2013 Task 3 folder {root}"
+        return read_icdar2013(root, subset, strict=False), f"ICDAR2013 Task 3 folder {root}"
     dirs = lmdb_dirs(root)
     if not dirs:
         raise InputError(f"{root}: neither an ICDAR2013 Task 3 folder ({GT_FILE}, {IMAGES_DIR}/) nor LMDB data.mdb")
@@ -126,28 +137,44 @@ def read_items(data_root: str | None, subset: str, seed: int, limit: int | None,
     return items, f"clovaai LMDB {root}"
 
 
-def load_dataset(data_root: str | None, subset: str, seed: int, limit: int | None, cache_dir: Path) -> Dataset:
-    """Read and decode every crop before any work, so a bad file stops the run with its name."""
+def load_dataset(data_root: str | None, subset: str, seed: int, limit: int | None, cache_dir: Path,
+                 keep_going: bool = False, ctx: distributed.Context | None = None) -> Dataset:
+    """Read and decode every crop before any work. Unusable crops (missing, unsafe path, undecodable, too small)
+    are all named in one error, or with ``keep_going`` kept as failed items."""
     if subset not in SUBSETS:
         raise InputError(f"--subset: unknown {subset!r} (choose from {', '.join(SUBSETS)})")
-    items, description = read_items(data_root, subset, seed, limit, cache_dir)
+    items, description = read_items(data_root, subset, seed, limit, cache_dir, ctx)
     if limit:
         items = items[:limit]
     if not items:
         raise InputError(f"{data_root}: no word crop in subset {subset}")
     digest = hashlib.sha256()
-    images = []
+    images, problems = [], []
     start = time.perf_counter()
     for item in items:
-        data = item.read()
-        digest.update(f"{item.id}\0{item.label}\0".encode() + hashlib.sha256(data).digest())
-        images.append(decode_checked(item, data))
-    return Dataset([i.id for i in items], [i.label for i in items], images, description, digest.hexdigest(),
-                   time.perf_counter() - start)
+        image, problem = None, item.problem
+        if not problem:
+            try:
+                data = item.read()
+                digest.update(hashlib.sha256(data).digest())
+                image = decode_checked(item, data)
+            except InputError as exc:
+                problem = str(exc)
+        digest.update(f"{item.id}\0{item.label}\0{problem}\0".encode())
+        images.append(image)
+        problems.append(problem)
+    bad = [p for p in problems if p]
+    if len(bad) == 1 and not keep_going:
+        raise InputError(f"{bad[0]} (pass --keep-going to score it as failed)")
+    if bad and not keep_going:
+        raise InputError(f"{len(bad)} of {len(items)} word crops are unusable (fix them, or pass --keep-going to "
+                         "score them as failed):\n  " + "\n  ".join(bad))
+    return Dataset([i.id for i in items], [i.label for i in items], images, problems, description,
+                   digest.hexdigest(), time.perf_counter() - start)
 
 
 def decode_checked(item: WordItem, data: bytes) -> np.ndarray:
-    """Decoded crop; one smaller than 2 px cannot be restored and stops the run with its name."""
+    """Decoded crop; one smaller than 2 px cannot be restored."""
     image = decode_image(data, item.origin)
     if min(image.shape[:2]) < 2:
         raise InputError(f"{item.origin}: image of {image.shape[1]}x{image.shape[0]} px is too small to restore")
@@ -159,30 +186,76 @@ def recognize_timed(recognizer: TextRecognizerFn, images: list[np.ndarray],
     """Predictions and their wall time (prepare + model for a `TextRecognizer`, device synchronised)."""
     restore.synchronize(device)
     start = time.perf_counter()
-    predictions = recognizer(images)
+    predictions = recognizer(images) if images else []
     restore.synchronize(device)
     return predictions, time.perf_counter() - start
 
 
-def evaluate_variant(restorer: restore.Restorer, recognizer: TextRecognizerFn, data: Dataset,
-                     device: torch.device) -> tuple[pd.DataFrame, dict]:
-    """Restore every crop, recognise, score; returns the predictions table and the timings."""
-    restore.synchronize(device)
-    start = time.perf_counter()
-    restored = [restorer(img) for img in tqdm(data.images, desc=restorer.name, leave=False, dynamic_ncols=True)]
-    restore.synchronize(device)
-    time_restore = time.perf_counter() - start
-    predictions, time_recognize = recognize_timed(recognizer, restored, device)
-    frame = pd.DataFrame({
-        "image": data.ids, "label": data.labels, "prediction": [p for p, _ in predictions],
-        "confidence": [float(c) for _, c in predictions],
-        "correct": [normalize_prediction(p) == normalize_label(lb) for (p, _), lb in zip(predictions, data.labels)]})
-    return frame, {"time_restore_s": time_restore, "time_recognize_s": time_recognize}
+def run_items(indices: list[int], restorer: restore.Restorer, recognizer: TextRecognizerFn, data: Dataset,
+              cache: RestorationCache | None, log: ProgressLog, batch_size: int, device: torch.device,
+              show_progress: bool) -> list[dict]:
+    """Restore (through the cache) and recognise the crops ``indices`` batch by batch; every finished batch goes to
+    ``log`` before the next starts. Returns one record per crop: prediction, confidence, error and seconds."""
+    if indices:  # warm-up on a blank crop, not timed and not cached
+        recognizer([restorer(np.full((16, 48, 3), 128, np.uint8))])
+    records = []
+    bar = tqdm(total=len(indices), desc=restorer.name, leave=False, dynamic_ncols=True, disable=not show_progress)
+    for begin in range(0, len(indices), batch_size):
+        batch = indices[begin:begin + batch_size]
+        restored, batch_records = [], []
+        for i in batch:
+            record = {"id": data.ids[i], "prediction": "", "confidence": 0.0, "error": data.problems[i],
+                      "restore_s": 0.0, "restore_compute_s": 0.0, "cache_hit": False, "recognize_s": 0.0}
+            if data.images[i] is not None:
+                start = time.perf_counter()
+                result = restore_cached(restorer, data.images[i], cache)
+                restore.synchronize(device)
+                record.update(restore_s=time.perf_counter() - start, restore_compute_s=result.compute_s,
+                              cache_hit=result.hit)
+                restored.append(result.image)
+            batch_records.append(record)
+        predictions, seconds = recognize_timed(recognizer, restored, device)
+        ok = [r for r in batch_records if not r["error"]]
+        for record, (text, confidence) in zip(ok, predictions):
+            record.update(prediction=text, confidence=float(confidence), recognize_s=seconds / len(ok))
+        log.append(batch_records)
+        records += batch_records
+        bar.update(len(batch))
+    bar.close()
+    log.close()
+    return records
+
+
+def evaluate_variant(restorer: restore.Restorer, recognizer: TextRecognizerFn, data: Dataset, log: ProgressLog,
+                     cache: RestorationCache | None, batch_size: int, ctx: distributed.Context) -> list[dict] | None:
+    """Every crop's record, in data order, on rank 0 (None on the others): those ``log`` already holds from an
+    interrupted run, the rest computed now, sharded over the torchrun ranks."""
+    done = log.done()
+    todo = [i for i, image_id in enumerate(data.ids) if image_id not in done]
+    if done and ctx.is_main:
+        tqdm.write(f"{restorer.name}: resuming, {len(data.ids) - len(todo)} of {len(data.ids)} crops already finished")
+    mine = run_items(distributed.shard(todo, ctx), restorer, recognizer, data, cache, log, batch_size, ctx.device,
+                     ctx.is_main)
+    shards = distributed.gather(mine, ctx)
+    if not ctx.is_main:
+        return None
+    done.update({r["id"]: r for shard in shards for r in shard})
+    return [done[image_id] for image_id in data.ids]
+
+
+def predictions_frame(records: list[dict], data: Dataset) -> pd.DataFrame:
+    return pd.DataFrame({
+        "image": data.ids, "label": data.labels, "prediction": [r["prediction"] for r in records],
+        "confidence": [r["confidence"] for r in records],
+        "correct": [not r["error"] and normalize_prediction(r["prediction"]) == normalize_label(label)
+                    for r, label in zip(records, data.labels)],
+        "error": [r["error"] for r in records]})
 
 
 def read_predictions(path: Path) -> pd.DataFrame:
     """A predictions CSV with its text columns kept as text (a label such as "2013" or "" stays a string)."""
-    return pd.read_csv(path, dtype={"image": str, "label": str, "prediction": str}, keep_default_na=False)
+    return pd.read_csv(path, dtype={"image": str, "label": str, "prediction": str, "error": str},
+                       keep_default_na=False)
 
 
 def finished(csv_path: Path, meta_path: Path, key: str, n: int) -> dict | None:
@@ -197,22 +270,25 @@ def finished(csv_path: Path, meta_path: Path, key: str, n: int) -> dict | None:
 
 
 def sample_sheet(path: Path, data: Dataset, restorers: dict[str, restore.Restorer],
-                 predictions: dict[str, pd.DataFrame]) -> None:
+                 predictions: dict[str, pd.DataFrame], cache: RestorationCache | None) -> None:
     """A PNG grid: rows are crops (those whose prediction changed between the first two variants first), columns
     the image each variant gave the recognizer, titled with its prediction (green: correct, red: wrong)."""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(restorers)
-    changed = [i for i in range(len(data.ids)) if len(names) > 1
+    usable = [i for i in range(len(data.ids)) if data.images[i] is not None]
+    if not usable:
+        return
+    changed = [i for i in usable if len(names) > 1
                and predictions[names[0]]["correct"].iloc[i] != predictions[names[1]]["correct"].iloc[i]]
-    rest = [i for i in np.linspace(0, len(data.ids) - 1, SHEET_ROWS).astype(int) if i not in changed]
-    rows = (changed[: SHEET_ROWS * 2 // 3] + rest)[:SHEET_ROWS]
+    rest = [usable[j] for j in np.linspace(0, len(usable) - 1, SHEET_ROWS).astype(int) if usable[j] not in changed]
+    rows = list(dict.fromkeys(changed[: SHEET_ROWS * 2 // 3] + rest))[:SHEET_ROWS]
     fig, axes = plt.subplots(len(rows), len(names), figsize=(2.6 * len(names), 0.95 * len(rows)), squeeze=False)
     for r, i in enumerate(rows):
         for c, name in enumerate(names):
             ax = axes[r][c]
-            ax.imshow(restorers[name](data.images[i]), interpolation="nearest")
+            ax.imshow(restore_cached(restorers[name], data.images[i], cache).image, interpolation="nearest")
             row = predictions[name].iloc[i]
             ax.set_title(f"{row['prediction'] or '(empty)'}", fontsize=8, color="green" if row["correct"] else "red",
                          pad=2)
@@ -222,22 +298,27 @@ def sample_sheet(path: Path, data: Dataset, restorers: dict[str, restore.Restore
                 ax.set_ylabel(f"{data.labels[i]}", fontsize=8, rotation=0, ha="right", va="center")
     for c, name in enumerate(names):
         axes[0][c].annotate(name, (0.5, 1.6), xycoords="axes fraction", ha="center", fontsize=10, weight="bold")
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with warnings.catch_warnings():  # labels in scripts the default font lacks are drawn as boxes, not warned about
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def run(data_root: str | None = None, subset: str = "all", variants: Sequence[str] = VARIANTS,
         recognizer: str = "bundled", recognizer_weights: str | None = None, cajnn_weights: str | None = None,
         batch_size: int = 64, out: str | Path = "results/ocr", device: str = "auto", seed: int = 0,
-        limit: int | None = None, restorers: dict[str, restore.Restorer] | None = None,
-        text_recognizer: TextRecognizerFn | None = None) -> pd.DataFrame:
+        limit: int | None = None, cache_dir: str | Path | None = None, keep_going: bool = False,
+        restorers: dict[str, restore.Restorer] | None = None,
+        text_recognizer: TextRecognizerFn | None = None) -> pd.DataFrame | None:
     """Compute Table II into ``out``: ``predictions_<variant>.csv`` (+ ``.json`` with its key and timings),
-    ``table2.csv``, ``table2.md``, ``samples.png``, ``run.json``; returns the table.
+    ``table2.csv``, ``table2.md``, ``samples.png``, ``run.json``; returns the table (None on torchrun ranks > 0).
 
     ``restorers`` adds named variants; ``text_recognizer`` replaces the recognizer (its ``cache_key`` or ``name``
-    attribute identifies it for reuse).
+    attribute identifies it for reuse). ``cache_dir``: LMDB cache of restored crops (None: none). Under torchrun
+    each rank restores and recognises a share of the crops and rank 0 writes the files; a killed run resumes from
+    the crops it had finished (``predictions_<variant>.parts/``).
     """
     torch.manual_seed(seed)
     unknown = [v for v in variants if v not in VARIANTS]
@@ -245,59 +326,80 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
         raise InputError(f"--variants: unknown {', '.join(unknown)} (choose from {', '.join(VARIANTS)})")
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
-    torch_device = restore.resolve_device(device)
+    ctx = distributed.init(device)
     out = Path(out)
-    chosen = {v: build_variant(v, cajnn_weights, {"device": str(torch_device)}) for v in variants}
+    chosen = {v: build_variant(v, cajnn_weights, {"device": str(ctx.device)}) for v in variants}
     chosen.update(restorers or {})
     if not chosen:
         raise InputError("--variants: nothing to run")
     if text_recognizer is None:
-        text_recognizer, recognizer_key = build_recognizer(recognizer, recognizer_weights, str(torch_device),
+        text_recognizer, recognizer_key = build_recognizer(recognizer, recognizer_weights, str(ctx.device),
                                                            batch_size)
     else:
         recognizer_key = str(getattr(text_recognizer, "cache_key", getattr(text_recognizer, "name",
                                                                             type(text_recognizer).__name__)))
-    data = load_dataset(data_root, subset, seed, limit, out / ".data")
+    data = load_dataset(data_root, subset, seed, limit, out / ".data", keep_going, ctx)
+    cache = open_cache(cache_dir)
 
     rows, predictions = [], {}
-    for name, restorer in tqdm(chosen.items(), desc="Table II", dynamic_ncols=True):
+    for name, restorer in tqdm(chosen.items(), desc="Table II", dynamic_ncols=True, disable=not ctx.is_main):
+        distributed.barrier(ctx)  # rank 0 has written the previous variant's files
         csv_path, meta_path = out / f"predictions_{name}.csv", out / f"predictions_{name}.json"
         key = f"{restorer.cache_key}||{recognizer_key}||{data.digest}"
         meta = finished(csv_path, meta_path, key, len(data.ids))
         if meta is None:
-            text_recognizer([restorer(data.images[0])])  # warm-up, not timed
-            frame, timings = evaluate_variant(restorer, text_recognizer, data, torch_device)
-            write_csv(frame, csv_path)
-            meta = {"key": key, "device": device_description(torch_device), "time_decode_s": data.decode_s,
-                    **timings}
+            log = ProgressLog(out / f"predictions_{name}.parts", key, ctx.rank)
+            records = evaluate_variant(restorer, text_recognizer, data, log, cache, batch_size, ctx)
+            if not ctx.is_main:
+                continue
+            write_csv(predictions_frame(records, data), csv_path)
+            meta = {"key": key, "device": device_description(ctx.device), "ranks": ctx.world,
+                    "time_decode_s": data.decode_s,
+                    **{f"time_{k}": sum(r[k] for r in records) for k in ("restore_s", "recognize_s")},
+                    "restore_compute_s": sum(r["restore_compute_s"] for r in records),
+                    "cache_hits": sum(r["cache_hit"] for r in records)}
             write_json(meta_path, meta)
+            log.clear()
+        if not ctx.is_main:
+            continue
         frame = read_predictions(csv_path)
         predictions[name] = frame
         scores = score(frame["prediction"].tolist(), frame["label"].tolist())
         total = meta["time_decode_s"] + meta["time_restore_s"] + meta["time_recognize_s"]
         rows.append({"variant": name, "accuracy": round(scores["accuracy"], 2), "norm_ed": round(scores["norm_ed"], 4),
-                     "correct": scores["correct"], "n": scores["n"], "time_decode_s": round(meta["time_decode_s"], 3),
+                     "correct": scores["correct"], "n": scores["n"], "failed": int((frame["error"] != "").sum()),
+                     "time_decode_s": round(meta["time_decode_s"], 3),
                      "time_restore_s": round(meta["time_restore_s"], 3),
+                     "restore_compute_s": round(meta["restore_compute_s"], 3), "cache_hits": meta["cache_hits"],
                      "time_recognize_s": round(meta["time_recognize_s"], 3), "time_total_s": round(total, 3),
                      "ms_per_crop": round(1000 * total / scores["n"], 2), "device": meta["device"],
                      "restorer": restorer.cache_key})
+    distributed.close(ctx)
+    if not ctx.is_main:
+        return None
 
     table = pd.DataFrame(rows)
     write_csv(table, out / "table2.csv")
-    sample_sheet(out / "samples.png", data, chosen, predictions)
+    sample_sheet(out / "samples.png", data, chosen, predictions, cache)
     subset_text = {"all": "all crops", "1015": "IC13_1015 (alphanumeric labels)",
                    "857": "IC13_857 (alphanumeric, >= 3 characters)"}[subset]
+    failed = [f"- {data.ids[i]}: {p}" for i, p in enumerate(data.problems) if p]
     title = (f"Table II: word accuracy (%, case-insensitive [0-9a-z], clovaai test.py), recognizer "
              f"{recognizer_key.split('|')[0]}\n\nData: {data.description}; subset {subset}: {subset_text}; "
-             f"{len(data.ids)} crops scored{f' (--limit {limit})' if limit else ''}. Times in seconds for all crops "
-             f"(decode, restore, recognize = resize + model), after a warm-up.\n\n")
+             f"{len(data.ids)} crops scored{f' (--limit {limit})' if limit else ''}"
+             f"{f', {len(failed)} unusable and scored as failed (--keep-going)' if failed else ''}. "
+             "Times in seconds for all crops, summed over processes, after a warm-up: decode, restore (this run; "
+             "cache reads are near zero), restore_compute (what computing the restoration cost, kept in the "
+             "cache), recognize (resize + model).\n\n")
+    notes = "\n\nUnusable crops:\n" + "\n".join(failed) + "\n" if failed else ""
     shown = table.drop(columns=["restorer"])
-    write_atomic(out / "table2.md", title + markdown_table(shown))
-    write_json(out / "run.json", run_metadata(torch_device, task="ocr", data=data.description, data_root=data_root,
+    write_atomic(out / "table2.md", title + markdown_table(shown) + notes)
+    write_json(out / "run.json", run_metadata(ctx.device, task="ocr", data=data.description, data_root=data_root,
                                               subset=subset, n=len(data.ids), data_sha256=data.digest,
-                                              recognizer=recognizer_key,
+                                              recognizer=recognizer_key, ranks=ctx.world,
+                                              cache_dir=str(cache_dir) if cache_dir else None,
                                               restorers={n: r.cache_key for n, r in chosen.items()}))
-    print(title + markdown_table(shown))
+    print(title + markdown_table(shown) + notes)
     return table
 
 
@@ -319,4 +421,4 @@ def run_from_args(args: argparse.Namespace) -> pd.DataFrame:
                recognizer=args.recognizer,
                recognizer_weights=args.recognizer_weights, cajnn_weights=args.cajnn_weights,
                batch_size=args.batch_size, out=args.out or "results/ocr", device=args.device, seed=args.seed,
-               limit=args.limit)
+               limit=args.limit, cache_dir=args.cache_dir, keep_going=args.keep_going)
