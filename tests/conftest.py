@@ -3,6 +3,9 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+from models.text import CASE_INSENSITIVE, Recognizer, RecognizerConfig, save_recognizer
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -25,3 +28,13 @@ def private_cache_home(tmp_path_factory):
         del os.environ["XDG_CACHE_HOME"]
     else:
         os.environ["XDG_CACHE_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def tiny_recognizer(tmp_path_factory):
+    """A small random None-VGG-BiLSTM-CTC in the save_recognizer format (fast; predictions are arbitrary)."""
+    torch.manual_seed(0)
+    config = RecognizerConfig("None", "VGG", "BiLSTM", "CTC", num_class=37, output_channel=32, hidden_size=32)
+    path = tmp_path_factory.mktemp("rec") / "tiny.pth"
+    save_recognizer(path, Recognizer(config), CASE_INSENSITIVE)
+    return path

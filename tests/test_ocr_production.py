@@ -17,7 +17,6 @@ from PIL import Image
 from benchmark.cli import main
 from benchmark.datasets.icdar import GT_FILE, IMAGES_DIR, encode_png
 from benchmark.tasks import ocr
-from models.text import CASE_INSENSITIVE, Recognizer, RecognizerConfig, save_recognizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORE_COLUMNS = ["variant", "accuracy", "norm_ed", "correct", "n", "failed", "restorer"]
@@ -129,15 +128,6 @@ def broken_dataset(tmp_path):
           'word_99.png, "gone"', '../../etc/passwd, "root"']
     (root / GT_FILE).write_text("\ufeff" + "\r\n".join(gt) + "\r\n", encoding="utf-8")
     return root
-
-
-@pytest.fixture(scope="module")
-def tiny_recognizer(tmp_path_factory):
-    torch.manual_seed(0)
-    config = RecognizerConfig("None", "VGG", "BiLSTM", "CTC", num_class=37, output_channel=32, hidden_size=32)
-    path = tmp_path_factory.mktemp("rec") / "tiny.pth"
-    save_recognizer(path, Recognizer(config), CASE_INSENSITIVE)
-    return path
 
 
 def test_broken_dataset_is_refused_naming_every_bad_crop(tmp_path, broken_dataset, tiny_recognizer):

@@ -11,21 +11,11 @@ from benchmark.cli import main
 from benchmark.datasets.icdar import GT_FILE, IMAGES_DIR, encode_png, write_lmdb
 from benchmark.datasets.synth_text import generate_icdar2013, sample
 from benchmark.tasks import ocr
-from models.text import CASE_INSENSITIVE, Recognizer, RecognizerConfig, find_easyocr_english_g2, save_recognizer
+from models.text import find_easyocr_english_g2
 from models.weights import RECOGNIZER_SYNTH
 
 TABLE_COLUMNS = {"variant", "accuracy", "norm_ed", "n", "time_restore_s", "time_recognize_s", "time_total_s",
                  "device"}
-
-
-@pytest.fixture(scope="module")
-def tiny_recognizer(tmp_path_factory):
-    """A small random None-VGG-BiLSTM-CTC in the save_recognizer format (fast; predictions are arbitrary)."""
-    torch.manual_seed(0)
-    config = RecognizerConfig("None", "VGG", "BiLSTM", "CTC", num_class=37, output_channel=32, hidden_size=32)
-    path = tmp_path_factory.mktemp("rec") / "tiny.pth"
-    save_recognizer(path, Recognizer(config), CASE_INSENSITIVE)
-    return path
 
 
 @pytest.fixture(scope="module")
