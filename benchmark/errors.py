@@ -18,3 +18,13 @@ def run_reporting_input_errors(fn, *args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def refuse_unusable(problems: list[str], total: int, noun: str, hint: str = "") -> None:
+    """Raise one ``InputError`` naming every unusable item (nothing when ``problems`` is empty): a single problem
+    is the message itself, several are a count line followed by one line each."""
+    note = f" ({hint})" if hint else ""
+    if len(problems) == 1:
+        raise InputError(problems[0] + note)
+    if problems:
+        raise InputError(f"{len(problems)} of {total} {noun} are unusable{note}:\n  " + "\n  ".join(problems))

@@ -6,8 +6,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from benchmark import restore
 from benchmark.cli import main
+from benchmark.progress import ProgressLog
+from benchmark.tasks import sr as sr_task
 from benchmark.images import write_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,3 +99,23 @@ def test_two_torchrun_ranks_give_the_single_process_table(tmp_path):
     np.testing.assert_allclose(one[["psnr", "ssim"]], two[["psnr", "ssim"]], rtol=0, atol=1e-4)
     assert (tmp_path / "one/table1.md").read_text().split("| runtime_s")[0] == \
         (tmp_path / "two/table1.md").read_text().split("| runtime_s")[0]
+
+
+def test_an_interrupted_row_reuses_the_images_it_had_scored(tmp_path):
+    """A progress record left by a killed run is used, not recomputed: a planted PSNR of 99 dB for the first image
+    moves the row's mean by exactly (99 - its real PSNR) / 2."""
+    args = ["--task", "sr", "--limit", "2", "--qf", "20", "--methods", "bicubic", "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "fresh")]) == 0
+    first = sr_task.dataset_images(None, sr_task.EMBEDDED_DATASET, 2)[0]
+    row = {"dataset": sr_task.EMBEDDED_DATASET, "method": "bicubic", "qf": 20, "crop_border": 0,
+           "grey_on_grey": False, "round_y": False, "n_images": 2, "restorer": "bicubic_x4"}
+    real = sr_task.evaluate(restore.Bicubic(4), [first], False, 20, 0, False, torch.device("cpu"),
+                            ProgressLog(tmp_path / "scratch", "k"))[0]["psnr"]
+    log = ProgressLog(tmp_path / "resumed/parts" / f"{sr_task.EMBEDDED_DATASET}_bicubic_q20", row)
+    log.append([{"id": str(first), "psnr": 99.0, "ssim": 1.0, "seconds": 0.0}])
+    log.close()
+    assert main([*args, "--out", str(tmp_path / "resumed")]) == 0
+    fresh = pd.read_csv(tmp_path / "fresh/table1_long.csv")["psnr"].iloc[0]
+    resumed = pd.read_csv(tmp_path / "resumed/table1_long.csv")["psnr"].iloc[0]
+    assert resumed - fresh == pytest.approx((99.0 - real) / 2, abs=1e-9)
+    assert not (tmp_path / "resumed/parts" / f"{sr_task.EMBEDDED_DATASET}_bicubic_q20").exists()

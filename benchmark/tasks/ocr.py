@@ -31,7 +31,7 @@ from benchmark.cache import RestorationCache, open_cache, restore_cached
 from benchmark.datasets.icdar import (GT_FILE, IMAGES_DIR, SUBSETS, WordItem, decode_image, in_subset, lmdb_dirs,
                                      read_icdar2013, read_lmdb)
 from benchmark.datasets.synth_text import DEFAULT_N, default_test_set
-from benchmark.errors import InputError
+from benchmark.errors import InputError, refuse_unusable
 from benchmark.metrics.text import normalize_label, normalize_prediction, score
 from benchmark.progress import ProgressLog
 from benchmark.report import device_description, markdown_table, run_metadata, write_atomic, write_csv, write_json
@@ -163,12 +163,8 @@ def load_dataset(data_root: str | None, subset: str, seed: int, limit: int | Non
         digest.update(f"{item.id}\0{item.label}\0{problem}\0".encode())
         images.append(image)
         problems.append(problem)
-    bad = [p for p in problems if p]
-    if len(bad) == 1 and not keep_going:
-        raise InputError(f"{bad[0]} (pass --keep-going to score it as failed)")
-    if bad and not keep_going:
-        raise InputError(f"{len(bad)} of {len(items)} word crops are unusable (fix them, or pass --keep-going to "
-                         "score them as failed):\n  " + "\n  ".join(bad))
+    if not keep_going:
+        refuse_unusable([p for p in problems if p], len(items), "word crops", "--keep-going scores them as failed")
     return Dataset([i.id for i in items], [i.label for i in items], images, problems, description,
                    digest.hexdigest(), time.perf_counter() - start)
 

@@ -21,9 +21,10 @@ from tqdm import tqdm
 from benchmark import distributed, restore
 from benchmark.datasets.package_photos import package_photo_paths
 from benchmark.degrade import degrade, modcrop
-from benchmark.errors import InputError
+from benchmark.errors import InputError, refuse_unusable
 from benchmark.images import list_images, read_image
 from benchmark.metrics.image_quality import psnr, ssim
+from benchmark.progress import ProgressLog
 from benchmark.report import markdown_table, run_metadata, write_atomic, write_csv, write_json
 
 SCALE = 4
@@ -80,19 +81,38 @@ def restore_grey_aware(restorer: restore.Restorer, lr: np.ndarray) -> np.ndarray
     return np.floor(out.astype(np.float64).mean(axis=2) + 0.5).astype(np.uint8)
 
 
-def evaluate(restorer: restore.Restorer, hrs: list[np.ndarray], qf: int, crop_border: int, round_y: bool,
-             device: torch.device) -> list[tuple[float, float, float]]:
-    """(PSNR, SSIM, restoration seconds) per image; the time is device-synchronised and excludes degradation."""
-    scores = []
-    for hr in hrs:
+def evaluate(restorer: restore.Restorer, paths: list[Path], grey_on_grey: bool, qf: int, crop_border: int,
+             round_y: bool, device: torch.device, log: ProgressLog) -> list[dict]:
+    """PSNR, SSIM and restoration seconds of each image (device-synchronised, degradation excluded), each
+    recorded in ``log`` as soon as it is scored."""
+    records = []
+    for path in paths:
+        hr = load_hr(path, grey_on_grey)
+        if not records:
+            restore_grey_aware(restorer, degrade(hr[:64, :64], SCALE, qf))  # warm-up, not timed
         lr = degrade(hr, SCALE, qf)
         restore.synchronize(device)
         start = time.perf_counter()
         sr = restore_grey_aware(restorer, lr)
         restore.synchronize(device)
         seconds = time.perf_counter() - start
-        scores.append((psnr(sr, hr, crop_border, round_y), ssim(sr, hr, crop_border, round_y), seconds))
-    return scores
+        records.append({"id": str(path), "psnr": psnr(sr, hr, crop_border, round_y),
+                        "ssim": ssim(sr, hr, crop_border, round_y), "seconds": seconds})
+        log.append(records[-1:])
+    log.close()
+    return records
+
+
+def check_images(images: dict[str, list[Path]], grey_on_grey: bool) -> None:
+    """Decode every HR image before any work; all unusable ones are named in one error."""
+    problems = []
+    for paths in images.values():
+        for path in paths:
+            try:
+                load_hr(path, grey_on_grey)
+            except InputError as exc:
+                problems.append(str(exc))
+    refuse_unusable(problems, sum(len(p) for p in images.values()), "images")
 
 
 def pivot(long: pd.DataFrame) -> pd.DataFrame:
@@ -133,6 +153,7 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
     weights = {"cajnn": cajnn_weights, "rrdb": rrdb_weights, "dncnn": dncnn_weights, "arcnn": arcnn_weights}
     restorers = {m: build_method(m, weights, settings) for m in methods}
     images = {d: dataset_images(data_root, d, limit) for d in datasets}
+    check_images(images, grey_on_grey)
     protocol = ("paper (RGB, float Y, no border crop)" if crop_border == 0 and not grey_on_grey and not round_y
                 else f"crop {crop_border}, grey images on grey values: {grey_on_grey}, integer Y: {round_y}")
 
@@ -155,17 +176,25 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
         if isinstance(restorer, str):
             row.update(psnr=np.nan, ssim=np.nan, runtime_s=np.nan, params=0, status=restorer)
         else:
-            hrs = [load_hr(p, grey_on_grey) for p in distributed.shard(images[dataset], ctx)]
-            if hrs:
-                restore_grey_aware(restorer, degrade(hrs[0][:64, :64], SCALE, qf))  # warm-up, not timed
-            shards = distributed.gather(evaluate(restorer, hrs, qf, crop_border, round_y, torch_device), ctx)
+            log = ProgressLog(out / "parts" / f"{dataset}_{method}_q{qf}", row, ctx.rank)
+            scored = log.done()
+            todo = [p for p in images[dataset] if str(p) not in scored]
+            mine = evaluate(restorer, distributed.shard(todo, ctx), grey_on_grey, qf, crop_border, round_y,
+                            torch_device, log)
+            shards = distributed.gather(mine, ctx)
             if ctx.is_main:
-                psnrs, ssims, seconds = zip(*distributed.unshard(shards))
-                row.update(psnr=float(np.mean(psnrs)), ssim=float(np.mean(ssims)), runtime_s=float(np.sum(seconds)),
+                scored.update({r["id"]: r for shard in shards for r in shard})
+                per_image = [scored[str(p)] for p in images[dataset]]
+                row.update(psnr=float(np.mean([r["psnr"] for r in per_image])),
+                           ssim=float(np.mean([r["ssim"] for r in per_image])),
+                           runtime_s=float(np.sum([r["seconds"] for r in per_image])),
                            params=restore.count_params(restorer), status="ok")
         rows.append(row)
         if ctx.is_main:
             write_csv(pd.DataFrame(rows), long_path)
+            if not isinstance(restorer, str):
+                log.clear()
+        distributed.barrier(ctx)  # the next row's progress is read after this one's is cleared
 
     distributed.close(ctx)
     long = pd.DataFrame(rows)
