@@ -5,6 +5,8 @@ import sys
 
 import numpy as np
 
+from fakes import CountingRestorer
+
 from benchmark import restore
 from benchmark.cache import RestorationCache, default_cache_dir, image_digest, restore_cached
 
@@ -45,22 +47,9 @@ def test_image_digest_sees_pixels_shape_and_dtype():
     assert len(digests) == 4 and image_digest(img) == image_digest(img.copy())
 
 
-class CountingX2:
-    """A restorer that counts its calls (nearest-neighbour x2)."""
-
-    name, scale, cache_key = "count", 2, "count|v1"
-
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self, img):
-        self.calls += 1
-        return img.repeat(2, axis=0).repeat(2, axis=1)
-
-
 def test_restore_cached_computes_once_and_then_down_reuses_it(tmp_path):
     img = np.random.default_rng(1).integers(0, 256, (8, 10, 3), dtype=np.uint8)
-    sr = CountingX2()
+    sr = CountingRestorer(2)
     cache = RestorationCache(tmp_path)
     first = restore_cached(sr, img, cache)
     again = restore_cached(sr, img, cache)

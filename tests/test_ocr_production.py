@@ -14,6 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
+from fakes import CountingRestorer
+
 from benchmark.cli import main
 from benchmark.datasets.icdar import GT_FILE, IMAGES_DIR, encode_png
 from benchmark.tasks import ocr
@@ -46,19 +48,6 @@ def test_two_torchrun_ranks_give_the_single_process_table(tmp_path):
         b = ocr.read_predictions(tmp_path / f"two/predictions_{variant}.csv")
         assert a[["image", "label", "prediction", "correct"]].equals(b[["image", "label", "prediction", "correct"]])
         np.testing.assert_allclose(a["confidence"], b["confidence"], atol=1e-5)  # the LSTM's batch differs by rank
-
-
-class CountingRestorer:
-    """x4 nearest neighbour that counts its calls."""
-
-    name, scale, cache_key = "nn_x4", 4, "nn_x4|test"
-
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self, img):
-        self.calls += 1
-        return img.repeat(4, axis=0).repeat(4, axis=1)
 
 
 def test_a_second_run_reads_every_restoration_from_the_cache(tmp_path):

@@ -1,15 +1,24 @@
 """run_all.py --task tinyface: Table III files, official prediction folders that the evaluator reads back, reuse of
-finished rows, subsets, pluggable detector and restorer, one-line errors."""
+finished rows, subsets, pluggable detector and restorer, the restoration cache, resuming a killed run, torchrun
+ranks, unusable images (refused together, or scored as failed), one-line errors."""
+import contextlib
 import hashlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.io
+import torch
+from fakes import CountingRestorer
+from PIL import Image
 
 from benchmark import restore
 from benchmark.cli import main
@@ -20,8 +29,11 @@ from benchmark.images import read_image
 from benchmark.metrics.widerface import evaluate, read_predictions
 from benchmark.tasks import tinyface
 
-COLUMNS = ["variant", "ap_easy", "ap_medium", "ap_hard", "n_images", "time_restore_s", "time_detect_s", "time_total_s",
-           "device"]
+ROOT = Path(__file__).resolve().parents[1]
+COLUMNS = ["variant", "ap_easy", "ap_medium", "ap_hard", "n_images", "failed", "time_restore_s", "restore_compute_s",
+           "cache_hits", "time_detect_s", "time_total_s", "device"]
+SCORES = ["variant", "ap_easy", "ap_medium", "ap_hard", "n_images", "failed"]
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +75,39 @@ class Oracle:
         return self.boxes.get(self.key(image), np.zeros((0, 5)))
 
 
+class Killed(Exception):
+    """Stands for a kill in the middle of a row."""
+
+
+class Crashing(Oracle):
+    """An Oracle whose `crash_at`-th call dies."""
+
+    def __init__(self, root, crash_at):
+        super().__init__(root)
+        self.crash_at = crash_at
+
+    def __call__(self, image):
+        if self.calls + 1 == self.crash_at:
+            raise Killed
+        return super().__call__(image)
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Torch on one thread in this process, as in the subprocesses run with ONE_THREAD: another thread count can
+    reorder the float sums of a convolution and so change a detection score in its last bits."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def prediction_files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_text() for p in sorted(folder.rglob("*.txt"))}
+
+
 def test_python_api_any_detector_and_restorer_reuse_and_official_folders(synth_root, tmp_path):
     oracle = Oracle(synth_root)
     out = tmp_path / "out"
@@ -82,6 +127,7 @@ def test_python_api_any_detector_and_restorer_reuse_and_official_folders(synth_r
     md = (out / "table3.md").read_text()
     assert "all 3 images" in md and "not the official protocol" not in md
     assert (out / "fig6_pr.png").stat().st_size > 0 and (out / "scene.png").is_file() and (out / "run.json").is_file()
+    assert not list((out / "predictions").glob("*.parts"))  # the progress of a finished row is removed
     # same restorers, detector and data: every row is read back, nothing recomputed
     again = tinyface.run(data_root=str(synth_root), variants=["hr", "lr"], out=out, device="cpu",
                          restorers={"lr_identity": restore.Identity()}, detector=oracle)
@@ -100,7 +146,7 @@ def test_partial_copy_is_a_labelled_subset(synth_root, tmp_path):
 def test_cli_end_to_end_with_the_bundled_detector(tmp_path, capsys):
     out = tmp_path / "out"
     args = ["--task", "tinyface", "--synth-images", "2", "--limit", "1", "--variants", "hr", "lr", "lr_cajnn",
-            "--out", str(out), "--device", "cpu"]
+            "--out", str(out), "--device", "cpu", "--cache-dir", str(tmp_path / "cache")]
     assert main(args) == 0
     table = pd.read_csv(out / "table3.csv")
     assert list(table.columns[: len(COLUMNS)]) == COLUMNS and list(table["variant"]) == ["hr", "lr", "lr_cajnn"]
@@ -118,20 +164,31 @@ def test_cli_end_to_end_with_the_bundled_detector(tmp_path, capsys):
     assert pd.read_csv(out / "table3.csv").equals(table)
 
 
-def error_of(capsys, args):
+def error_lines(capsys, args):
+    """The lines of the CLI's error message (progress bars come before it)."""
     assert main(args) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]  # progress bars come before it
-    assert err.startswith("error: ")
-    return err
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    first = next(k for k, line in enumerate(lines) if line.startswith("error: "))
+    assert "Traceback" not in err
+    return lines[first:]
+
+
+def error_of(capsys, args):
+    lines = error_lines(capsys, args)
+    assert len(lines) == 1
+    return lines[0]
 
 
 def test_bad_input_is_a_one_line_error(synth_root, tmp_path, capsys):
     root = copy_of(synth_root, tmp_path)
     base = ["--task", "tinyface", "--data-root", str(root), "--variants", "lr", "--out", str(tmp_path / "out"),
-            "--device", "cpu"]
+            "--device", "cpu", "--no-cache"]
     bad = root / "images" / "0--chelsea" / "0_chelsea_synth_0000.jpg"
     bad.write_bytes(b"not a jpeg")
-    assert f"{bad}: cannot decode image" in error_of(capsys, base)
+    message = error_of(capsys, base)  # one unusable image: a one-line error
+    assert message.startswith(f"error: {bad}: cannot decode image") and message.endswith("--keep-going scores them "
+                                                                                          "as failed)")
 
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"junk")
@@ -157,3 +214,144 @@ def test_real_widerface_subset(shared_data, tmp_path):
     assert table["n_images"].tolist() == [1, 1]
     assert "subset of 1 images, not the official protocol" in (tmp_path / "table3.md").read_text()
     assert "WIDER FACE val at" in (tmp_path / "table3.md").read_text()
+
+
+def test_restorations_come_from_the_cache_and_the_row_key_does_not_depend_on_it(synth_root, tmp_path):
+    counting = CountingRestorer()
+
+    def run(out, cache_dir, detector):
+        return tinyface.run(data_root=str(synth_root), variants=["lr_cajnn"], out=tmp_path / out, device="cpu",
+                            cache_dir=cache_dir, restorers={"lr_counting": counting}, detector=detector)
+
+    first = run("one", tmp_path / "cache", Oracle(synth_root))
+    assert first["cache_hits"].tolist() == [0, 0] and counting.calls == 1 + 3  # the warm-up, then each image
+    second = run("two", tmp_path / "cache", Oracle(synth_root))  # another --out: only the cache is shared
+    assert second["cache_hits"].tolist() == [3, 3] and counting.calls == 4
+    assert second[SCORES].equals(first[SCORES])
+    assert second["restore_compute_s"].tolist() == first["restore_compute_s"].tolist()  # stored with each entry
+    oracle = Oracle(synth_root)
+    assert run("one", None, oracle).equals(first) and oracle.calls == 0  # without the cache: still reused
+
+
+def test_a_killed_row_resumes_without_redoing_its_finished_images(synth_root, tmp_path):
+    kwargs = {"data_root": str(synth_root), "variants": ["hr", "lr"], "device": "cpu"}
+    reference = tinyface.run(out=tmp_path / "whole", detector=Oracle(synth_root), **kwargs)
+    with pytest.raises(Killed):  # hr: warm-up + 3 images; lr: warm-up + 2 images, then the 3rd dies
+        tinyface.run(out=tmp_path / "out", detector=Crashing(synth_root, crash_at=1 + 3 + 1 + 3), **kwargs)
+    assert (tmp_path / "out" / "predictions" / "hr.json").is_file()
+    assert not (tmp_path / "out" / "predictions" / "lr.json").exists()
+    oracle = Oracle(synth_root)
+    table = tinyface.run(out=tmp_path / "out", detector=oracle, **kwargs)
+    assert oracle.calls == 1 + 1  # hr read back; lr: warm-up and the one unfinished image
+    assert table[SCORES].equals(reference[SCORES])
+    for variant in ("hr", "lr"):
+        assert prediction_files(tmp_path / "out" / "predictions" / variant) == \
+            prediction_files(tmp_path / "whole" / "predictions" / variant)
+    assert not (tmp_path / "out" / "predictions" / "lr.parts").exists()
+
+
+def test_a_sigkilled_run_resumes_to_the_uninterrupted_table(tmp_path):
+    args = ["--task", "tinyface", "--synth-images", "4", "--variants", "lr_cajnn", "--device", "cpu", "--no-cache"]
+    command = [sys.executable, "run_all.py", *args, "--out", str(tmp_path / "killed")]
+    parts = tmp_path / "killed" / "predictions" / "lr_cajnn.parts"
+
+    def finished_images():  # complete lines after each file's key line
+        return sum(max(p.read_text().count("\n") - 1, 0) for p in parts.glob("*.jsonl"))
+
+    proc = subprocess.Popen(command, cwd=ROOT, env=ONE_THREAD, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while finished_images() < 1:
+            assert proc.poll() is None, "the run ended before the test could kill it"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    done = finished_images()
+    assert 1 <= done < 4 and not (tmp_path / "killed" / "table3.csv").exists()
+    resumed = subprocess.run(command, cwd=ROOT, env=ONE_THREAD, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"lr_cajnn: resuming, {done} of 4 images already done" in resumed.stdout
+    with one_thread():
+        assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    whole = pd.read_csv(tmp_path / "whole" / "table3.csv")
+    assert pd.read_csv(tmp_path / "killed" / "table3.csv")[SCORES].equals(whole[SCORES])
+    assert prediction_files(tmp_path / "killed" / "predictions" / "lr_cajnn") == \
+        prediction_files(tmp_path / "whole" / "predictions" / "lr_cajnn")
+    assert not parts.exists()
+
+
+def test_two_torchrun_ranks_give_the_single_process_table(tmp_path):
+    args = ["--task", "tinyface", "--synth-images", "4", "--limit", "3", "--variants", "hr", "lr", "lr_cajnn",
+            "--device", "cpu"]
+    with one_thread():
+        assert main([*args, "--out", str(tmp_path / "one"), "--no-cache"]) == 0
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "run_all.py", *args, "--out", str(tmp_path / "two"), "--cache-dir", str(tmp_path / "cache")],
+                          cwd=ROOT, env=ONE_THREAD, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    one = pd.read_csv(tmp_path / "one" / "table3.csv")
+    two = pd.read_csv(tmp_path / "two" / "table3.csv")
+    # every process runs torch on one thread, so each image's detections are bit-identical: the ranks only split
+    # the images between them, and rank 0 gathers the exact floats
+    assert two[SCORES].equals(one[SCORES]) and two["device"].str.endswith(", 2 torchrun ranks").all()
+    for variant in one["variant"]:
+        assert prediction_files(tmp_path / "two" / "predictions" / variant) == \
+            prediction_files(tmp_path / "one" / "predictions" / variant)
+    assert "subset of 3 images, not the official protocol" in (tmp_path / "two" / "table3.md").read_text()
+
+
+def bad_corpus(tmp_path):
+    """Five synthetic scenes: the first three stored as grey, RGBA and 16-bit PNG (usable), then a corrupt file and a
+    1x1 image. Returns the root, its ground truth, the image paths and an Oracle of the usable images."""
+    root = tmp_path / "data"
+    gt = S.generate(root, 5, seed=0)
+    paths = [W.image_path(root / "images", i) for i in gt.image_ids]
+    rgb = [read_image(p) for p in paths]
+    Image.fromarray(rgb[0]).convert("L").save(paths[0], format="PNG")
+    Image.fromarray(np.dstack([rgb[1], np.full(rgb[1].shape[:2], 128, np.uint8)])).save(paths[1], format="PNG")
+    grey = np.asarray(Image.fromarray(rgb[2]).convert("L"), np.uint16) * 257
+    Image.fromarray(grey).save(paths[2], format="PNG")
+    assert Image.open(paths[2]).mode == "I;16"
+    oracle = Oracle(root)
+    paths[3].write_bytes(b"not a jpeg")
+    Image.new("RGB", (1, 1)).save(paths[4], format="JPEG")
+    return root, gt, paths, oracle
+
+
+def test_unusable_images_are_all_named_before_any_work(tmp_path):
+    root, _, paths, _ = bad_corpus(tmp_path)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "run_all.py", "--task", "tinyface", "--data-root", str(root), "--out",
+                           str(out), "--device", "cpu", "--no-cache"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    lines = lines[next(k for k, line in enumerate(lines) if line.startswith("error: ")):]
+    assert lines[0] == "error: 2 of 5 images are unusable (--keep-going scores them as failed):"
+    assert lines[1].startswith(f"  {paths[3]}: cannot decode image (")
+    assert lines[2] == f"  {paths[4]}: 1x1 px is too small for a x4 downscale (at least 8x8)"
+    assert len(lines) == 3 and not (out / "predictions").exists()
+
+
+def test_keep_going_scores_unusable_images_as_failed(tmp_path):
+    root, gt, paths, oracle = bad_corpus(tmp_path)
+    out = tmp_path / "out"
+    table = tinyface.run(data_root=str(root), variants=["hr", "lr"], out=out, device="cpu", keep_going=True,
+                         detector=oracle)
+    assert table["n_images"].tolist() == [5, 5] and table["failed"].tolist() == [2, 2]
+    assert (table["ap_hard"] < 1).all()  # the faces of the failed images count as missed
+    usable = gt.image_ids[:3]
+    for variant in ("hr", "lr"):
+        pred_dir = out / "predictions" / variant
+        preds = read_predictions(pred_dir, gt.image_ids)
+        # grey, RGBA and 16-bit files are read as RGB: the oracle finds every face in them
+        assert [evaluate(preds, gt, image_ids=usable)[s].ap for s in W.SETTINGS] == pytest.approx([1, 1, 1])
+        for image_id in gt.image_ids[3:]:  # a failed image has an empty prediction file
+            assert (pred_dir / f"{image_id}.txt").read_text() == f"{image_id.split('/')[1]}.jpg\n0\n"
+    md = (out / "table3.md").read_text()
+    assert "Failed images (2; no detections, their faces count as missed):" in md
+    assert f"- {paths[3]}: cannot decode image (" in md and f"- {paths[4]}: 1x1 px is too small" in md
+    assert len(json.loads((out / "run.json").read_text())["failed"]) == 2 and (out / "scene.png").is_file()

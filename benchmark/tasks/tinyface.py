@@ -1,5 +1,5 @@
 """Table III and Fig. 6: tiny-face detection AP (WIDER FACE easy/medium/hard) on the original images, on their x4
-MATLAB-bicubic downscale, and on that downscale restored x4 (DESIGN 2, 7).
+MATLAB-bicubic downscale, and on that downscale restored x4 (DESIGN 2, 7, 8, 9).
 
 Rows: ``hr`` (the image as it is), ``lr`` (x4 downscale, optional JPEG; its detections are scaled back x4),
 ``lr_bicubic`` (control: MATLAB bicubic x4 up), ``lr_cajnn`` (CAJNN x4). Any restorer (``name``, ``scale``,
@@ -10,9 +10,16 @@ official evaluation min-max normalises them over the dataset (DESIGN 6.3).
 Data: a WIDER FACE validation folder under ``--data-root`` (official or flat layout); only the images present are
 evaluated, and a table from a partial copy says "subset of N images, not the official protocol". Without it, the
 embedded default: synthetic crowd scenes in WIDER layout (`benchmark.datasets.synth_faces`), cached under ``--out``.
+Every image is decoded before any work: unusable ones (undecodable, too small for the x4 downscale) are all named in
+one error, or with ``--keep-going`` scored as failed (no detections: their faces count as missed).
+
 Each row writes an official prediction folder ``predictions/<variant>/<event>/<name>.txt`` (with
 ``predictions/<variant>.json`` beside it: its key and timings, written last); a row whose restorer, detector and data
-are unchanged is read back instead of recomputed. Timings: warm-up first, device synchronised, per stage.
+are unchanged is read back instead of recomputed. Restorations go through the LMDB cache (`benchmark.cache`), so
+another detector never redoes them. Each finished image is appended to ``predictions/<variant>.parts/``
+(`benchmark.progress`), so a killed run resumes where it stopped. Under torchrun each rank detects its share of a
+row's images and rank 0 gathers them and writes every file. Timings: warm-up first, device synchronised, per stage,
+summed over images (so over ranks, and over the runs a resumed row took).
 """
 from __future__ import annotations
 
@@ -22,7 +29,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -31,20 +38,23 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from benchmark import restore
+from benchmark import distributed, restore
+from benchmark.cache import RestorationCache, open_cache, restore_cached
 from benchmark.datasets import synth_faces
 from benchmark.datasets.widerface import GT_MAT, SETTING_MAT, SETTINGS, WiderFaceGT, image_path, images_on_disk, \
     locate, read_gt_mat
 from benchmark.degrade import degrade
-from benchmark.errors import InputError
+from benchmark.errors import InputError, refuse_unusable
 from benchmark.images import read_image
 from benchmark.metrics.widerface import SettingResult, evaluate, read_predictions, write_predictions, xyxy_to_xywh
+from benchmark.progress import ProgressLog
 from benchmark.report import device_description, markdown_table, run_metadata, write_atomic, write_csv, write_json
 from models.tiny_faces import TinyFacesDetector, load_tiny_faces
 from models.weights import TINY_FACES_R18_SYNTH, sha256_of
 
 SCALE = 4
 VARIANTS = ("hr", "lr", "lr_bicubic", "lr_cajnn")
+STATS = ("time_restore_s", "restore_compute_s", "cache_hits", "time_detect_s", "time_total_s", "device")
 Detector = Callable[[np.ndarray], np.ndarray]
 
 
@@ -63,14 +73,16 @@ class Variant:
 
 @dataclass
 class Dataset:
-    """The evaluated images (ids in ground-truth order), their ground truth, a description for the table and a digest
-    of the ground truth files and image bytes (the data part of a row's reuse key)."""
+    """The evaluated images (ids in ground-truth order), their ground truth, a description for the table, a digest
+    of the ground truth files and image bytes (the data part of a row's reuse key) and the unusable images (id ->
+    problem, naming the file), which every row scores as failed."""
 
     images_dir: Path
     gt: WiderFaceGT
     n_gt_images: int
     description: str
     digest: str
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def build_variant(name: str, cajnn_weights: str | None, settings: dict) -> Variant:
@@ -101,9 +113,24 @@ def build_detector(detector_weights: str | None, templates: str, device: torch.d
     return detector, key
 
 
-def load_dataset(data_root: str | None, synth_images: int, seed: int, limit: int | None, cache_dir: Path) -> Dataset:
-    """The ground truth of the images present under `data_root` (or of the embedded synthetic set), first `limit`."""
+def read_hr(path: Path) -> np.ndarray:
+    """The image as uint8 RGB (grey, RGBA and 16-bit files converted); one too small for the x4 downscale raises."""
+    hr = read_image(path)
+    if min(hr.shape[:2]) < 2 * SCALE:
+        raise InputError(f"{path}: {hr.shape[1]}x{hr.shape[0]} px is too small for a x{SCALE} downscale "
+                         f"(at least {2 * SCALE}x{2 * SCALE})")
+    return hr
+
+
+def load_dataset(data_root: str | None, synth_images: int, seed: int, limit: int | None, cache_dir: Path,
+                 keep_going: bool, ctx: distributed.Context) -> Dataset:
+    """The ground truth of the images present under `data_root` (or of the embedded synthetic set, which rank 0
+    generates while the others wait), first `limit`. Every image is decoded first, on every rank (so all ranks
+    agree): the unusable ones are all named in one InputError, or with `keep_going` kept as failed."""
     if data_root is None:
+        if ctx.is_main:
+            synth_faces.default_test_set(cache_dir, synth_images, seed)
+        distributed.barrier(ctx)
         root = synth_faces.default_test_set(cache_dir, synth_images, seed)
         description = f"embedded synthetic WIDER-layout crowd scenes (seed {seed}), not WIDER FACE"
     else:
@@ -119,56 +146,101 @@ def load_dataset(data_root: str | None, synth_images: int, seed: int, limit: int
     digest = hashlib.sha256()
     for name in [GT_MAT] + [SETTING_MAT.format(s) for s in SETTINGS]:
         digest.update((layout.gt_dir / name).read_bytes())
+    failed = {}
     for image_id in ids:
-        digest.update(image_id.encode() + b"\0" + hashlib.sha256(image_path(layout.images_dir, image_id).read_bytes()
-                                                                 ).digest())
-    return Dataset(layout.images_dir, gt.subset(ids), len(gt), description, digest.hexdigest())
+        path = image_path(layout.images_dir, image_id)
+        try:
+            read_hr(path)
+            content = hashlib.sha256(path.read_bytes()).digest()
+        except InputError as exc:
+            failed[image_id] = str(exc)
+            content = failed[image_id].encode()  # a failed image has no detections whatever its bytes
+        digest.update(image_id.encode() + b"\0" + content)
+    if not keep_going:
+        refuse_unusable(list(failed.values()), len(ids), "images", "--keep-going scores them as failed")
+    return Dataset(layout.images_dir, gt.subset(ids), len(gt), description, digest.hexdigest(), failed)
 
 
-def low_res(hr: np.ndarray, jpeg_quality: int | None, path: Path) -> np.ndarray:
-    """The LR input: MATLAB-bicubic x4 downscale, then JPEG at `jpeg_quality` (None: none)."""
-    if min(hr.shape[:2]) < 2 * SCALE:
-        raise InputError(f"{path}: {hr.shape[1]}x{hr.shape[0]} px is too small for a x{SCALE} downscale")
-    return degrade(hr, SCALE, jpeg_quality)
-
-
-def detect_variant(variant: Variant, detector: Detector, data: Dataset, jpeg_quality: int | None,
-                   device: torch.device) -> tuple[dict[str, np.ndarray], dict]:
-    """Detections of every image ({id: [N, 5] x, y, w, h, score} in HR pixels) and the per-stage wall times."""
-    preds, times = {}, {"time_restore_s": 0.0, "time_detect_s": 0.0}
+def detect_images(variant: Variant, detector: Detector, data: Dataset, ids: list[str], jpeg_quality: int | None,
+                  cache: RestorationCache | None, log: ProgressLog, ctx: distributed.Context) -> list[dict]:
+    """Restore (through `cache`) and detect the images `ids`, appending each image's record to `log` as it finishes:
+    id, detections (x, y, w, h, score rows in HR pixels), per-stage wall seconds (device synchronised), what the
+    restoration cost when it was computed (`compute_s`) and whether the cache held it (`hit`)."""
+    if not ids:
+        return []
     warm = np.full((64, 64, 3), 128, np.uint8)
-    if variant.restorer is not None:
-        variant.restorer(warm[:16, :16])
-    detector(warm)  # warm-up, not timed
+    if variant.restorer is not None:  # warm-up, not timed; through the cache, so a fully cached row never runs it
+        restore_cached(variant.restorer, warm[:16, :16], cache)
+    detector(warm)
     box_scale = 1.0 if variant.restorer is None else SCALE / variant.restorer.scale
-    start_total = time.perf_counter()
-    for image_id in tqdm(data.gt.image_ids, desc=variant.name, leave=False, dynamic_ncols=True):
-        path = image_path(data.images_dir, image_id)
-        image = read_image(path)
+    records = []
+    for image_id in tqdm(ids, desc=variant.name, leave=False, dynamic_ncols=True, disable=not ctx.is_main):
+        start_total = time.perf_counter()
+        image = read_hr(image_path(data.images_dir, image_id))
+        restore_s, compute_s, hit = 0.0, 0.0, False
         if variant.restorer is not None:
-            lr = low_res(image, jpeg_quality, path)
-            restore.synchronize(device)
+            lr = degrade(image, SCALE, jpeg_quality)
+            restore.synchronize(ctx.device)
             start = time.perf_counter()
-            image = variant.restorer(lr)
-            restore.synchronize(device)
-            times["time_restore_s"] += time.perf_counter() - start
+            restored = restore_cached(variant.restorer, lr, cache)
+            restore.synchronize(ctx.device)
+            restore_s = time.perf_counter() - start
+            image, compute_s, hit = restored.image, restored.compute_s, restored.hit
         start = time.perf_counter()
         dets = np.array(detector(image), dtype=np.float64).reshape(-1, 5)  # a copy: scaled below
-        restore.synchronize(device)
-        times["time_detect_s"] += time.perf_counter() - start
+        restore.synchronize(ctx.device)
+        detect_s = time.perf_counter() - start
         dets[:, :4] *= box_scale
-        preds[image_id] = xyxy_to_xywh(dets)
-    times["time_total_s"] = time.perf_counter() - start_total
-    return preds, times
+        record = {"id": image_id, "detections": xyxy_to_xywh(dets).tolist(), "restore_s": restore_s,
+                  "detect_s": detect_s, "total_s": time.perf_counter() - start_total, "compute_s": compute_s,
+                  "hit": hit}
+        log.append([record])
+        records.append(record)
+    return records
+
+
+def compute_row(variant: Variant, detector: Detector, data: Dataset, jpeg_quality: int | None,
+                cache: RestorationCache | None, log: ProgressLog, resume: bool,
+                ctx: distributed.Context) -> dict[str, dict] | None:
+    """Records of every usable image of a row, by id, on rank 0 (None on the others): those `log` holds from a
+    killed run (when `resume`) and the rest, which the ranks share. Every rank must call it."""
+    done = log.done() if resume else {}
+    distributed.barrier(ctx)  # every rank has read the same finished images before any rank appends more
+    todo = [i for i in data.gt.image_ids if i not in done and i not in data.failed]
+    if done and ctx.is_main:
+        tqdm.write(f"{variant.name}: resuming, {len(done)} of {len(done) + len(todo)} images already done")
+    mine = detect_images(variant, detector, data, distributed.shard(todo, ctx), jpeg_quality, cache, log, ctx)
+    shards = distributed.gather(mine, ctx)
+    log.close()
+    if not ctx.is_main:
+        return None
+    return {**done, **{r["id"]: r for shard in shards for r in shard}}
+
+
+def write_row(pred_dir: Path, meta_path: Path, key: dict, records: dict[str, dict], data: Dataset,
+              device: str) -> dict:
+    """Write a computed row: the official prediction folder (a failed image gets an empty file), then its json (key
+    and stats, written last: its presence means the row is complete). Returns the json."""
+    meta_path.unlink(missing_ok=True)
+    shutil.rmtree(pred_dir, ignore_errors=True)
+    write_predictions({i: np.array(records[i]["detections"] if i in records else [], np.float64).reshape(-1, 5)
+                       for i in data.gt.image_ids}, pred_dir)
+    rs = records.values()
+    stats = {"time_restore_s": sum(r["restore_s"] for r in rs), "restore_compute_s": sum(r["compute_s"] for r in rs),
+             "cache_hits": sum(r["hit"] for r in rs), "time_detect_s": sum(r["detect_s"] for r in rs),
+             "time_total_s": sum(r["total_s"] for r in rs), "device": device}
+    meta = {"key": key, "stats": stats}
+    write_json(meta_path, meta)
+    return meta
 
 
 def finished(meta_path: Path, key: dict) -> dict | None:
-    """The stored row of a finished variant with the same key, else None."""
+    """The stored row of a finished variant with the same key (and stats in this version's form), else None."""
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError):
         return None
-    return meta if meta.get("key") == key else None
+    return meta if meta.get("key") == key and "stats" in meta else None
 
 
 def pr_figure(path: Path, results: dict[str, dict[str, SettingResult]], title: str) -> None:
@@ -193,20 +265,20 @@ def pr_figure(path: Path, results: dict[str, dict[str, SettingResult]], title: s
     plt.close(fig)
 
 
-def scene_figure(path: Path, data: Dataset, preds: dict[str, dict[str, np.ndarray]]) -> None:
-    """The first image with its counted faces (green) and each row's detections with a positive score (red)."""
+def scene_figure(path: Path, data: Dataset, preds: dict[str, dict[str, np.ndarray]], k: int) -> None:
+    """Image `k` with its counted faces (green) and each row's detections with a positive score (red)."""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    image_id = data.gt.image_ids[0]
+    image_id = data.gt.image_ids[k]
     image = read_image(image_path(data.images_dir, image_id))
-    counted = data.gt.keep["hard"][0]
+    counted = data.gt.keep["hard"][k]
     fig, axes = plt.subplots(1, len(preds), figsize=(4.2 * len(preds), 4.2 * image.shape[0] / image.shape[1] + 0.4),
                              squeeze=False)
     for ax, (name, p) in zip(axes[0], preds.items()):
         ax.imshow(image)
-        for x, y, w, h in data.gt.boxes[0][counted]:
+        for x, y, w, h in data.gt.boxes[k][counted]:
             ax.add_patch(Rectangle((x, y), w, h, fill=False, color="lime", lw=0.8))
         shown = p[image_id][p[image_id][:, 4] > 0]
         for x, y, w, h, _ in shown:
@@ -222,18 +294,22 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         cajnn_weights: str | None = None, templates: str = "original", matlab: bool = False,
         lr_jpeg_quality: int | None = None, synth_images: int = synth_faces.DEFAULT_N,
         out: str | Path = "results/tinyface", device: str = "auto", seed: int = 0, limit: int | None = None,
-        restorers: dict[str, restore.Restorer] | None = None, detector: Detector | None = None) -> pd.DataFrame:
+        cache_dir: str | Path | None = None, keep_going: bool = False,
+        restorers: dict[str, restore.Restorer] | None = None, detector: Detector | None = None) -> pd.DataFrame | None:
     """Compute Table III into ``out``: ``predictions/<variant>/`` (official format) and ``<variant>.json``,
-    ``table3.csv``, ``table3.md``, ``fig6_pr.png``, ``scene.png``, ``run.json``; returns the table.
+    ``table3.csv``, ``table3.md``, ``fig6_pr.png``, ``scene.png``, ``run.json``; returns the table (None on torchrun
+    ranks > 0, which only detect their share).
 
-    ``restorers`` adds rows (name -> restorer applied to the LR image); ``detector`` replaces Tiny Faces (its
-    ``cache_key`` attribute, if any, lets a finished row be reused)."""
+    ``cache_dir``: the restoration cache (None: none). ``keep_going``: score unusable images as failed instead of
+    refusing the dataset. ``restorers`` adds rows (name -> restorer applied to the LR image); ``detector`` replaces
+    Tiny Faces (its ``cache_key`` attribute, if any, lets a finished row be reused and a killed one resumed)."""
     torch.manual_seed(seed)
     if lr_jpeg_quality is not None and not 1 <= lr_jpeg_quality <= 100:
         raise InputError(f"--lr-jpeg-quality: {lr_jpeg_quality} is not a JPEG quality in 1..100")
     if synth_images < 1:
         raise InputError(f"--synth-images must be at least 1, got {synth_images}")
-    torch_device = restore.resolve_device(device)
+    ctx = distributed.init(device)
+    torch_device = ctx.device
     settings = {"device": str(torch_device)}
     rows_wanted = [build_variant(v, cajnn_weights, settings) for v in variants]
     rows_wanted += [Variant(name, r) for name, r in (restorers or {}).items()]
@@ -242,32 +318,40 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
     else:
         detector_key = getattr(detector, "cache_key", None)
     out = Path(out)
-    data = load_dataset(data_root, synth_images, seed, limit, out)
+    data = load_dataset(data_root, synth_images, seed, limit, out, keep_going, ctx)
     subset = len(data.gt) < data.n_gt_images
     semantics = "MATLAB eval_tools (int32)" if matlab else "official Python port (sorted per image)"
+    device_text = device_description(torch_device) + (f", {ctx.world} torchrun ranks" if ctx.distributed else "")
+    keys = {v.name: {"variant": v.cache_key, "detector": detector_key, "data": data.digest,
+                     "lr_jpeg_quality": None if v.restorer is None else lr_jpeg_quality} for v in rows_wanted}
+    stored = {v.name: finished(out / "predictions" / f"{v.name}.json", keys[v.name]) if detector_key is not None
+              else None for v in rows_wanted}
+    distributed.barrier(ctx)  # every rank knows which rows are reused before rank 0 rewrites any
+    cache = open_cache(cache_dir)
 
     rows, preds, results = [], {}, {}
-    for variant in tqdm(rows_wanted, desc="Table III", dynamic_ncols=True):
+    for variant in tqdm(rows_wanted, desc="Table III", dynamic_ncols=True, disable=not ctx.is_main):
         pred_dir, meta_path = out / "predictions" / variant.name, out / "predictions" / f"{variant.name}.json"
-        key = {"variant": variant.cache_key, "detector": detector_key, "data": data.digest,
-               "lr_jpeg_quality": None if variant.restorer is None else lr_jpeg_quality}
-        meta = finished(meta_path, key) if detector_key is not None else None
-        if meta is not None:
-            preds[variant.name] = read_predictions(pred_dir, data.gt.image_ids)
-            timing = meta["timing"]
-        else:
-            meta_path.unlink(missing_ok=True)
-            shutil.rmtree(pred_dir, ignore_errors=True)
-            preds[variant.name], timing = detect_variant(variant, detector, data, lr_jpeg_quality, torch_device)
-            write_predictions(preds[variant.name], pred_dir)
-            timing["device"] = device_description(torch_device)
-            write_json(meta_path, {"key": key, "timing": timing})
+        meta = stored[variant.name]
+        if meta is None:
+            log = ProgressLog(out / "predictions" / f"{variant.name}.parts", keys[variant.name], ctx.rank)
+            records = compute_row(variant, detector, data, lr_jpeg_quality, cache, log, detector_key is not None, ctx)
+            if ctx.is_main:
+                meta = write_row(pred_dir, meta_path, keys[variant.name], records, data, device_text)
+                log.clear()  # after the json: a kill before it resumes from the parts instead of losing them
+        if not ctx.is_main:
+            continue
+        preds[variant.name] = read_predictions(pred_dir, data.gt.image_ids)
         results[variant.name] = evaluate(preds[variant.name], data.gt, matlab=matlab)
-        rows.append({"variant": variant.name,
-                     **{f"ap_{s}": results[variant.name][s].ap for s in SETTINGS},
-                     "n_images": len(data.gt), **{k: timing[k] for k in ("time_restore_s", "time_detect_s",
-                                                                           "time_total_s", "device")},
+        rows.append({"variant": variant.name, **{f"ap_{s}": results[variant.name][s].ap for s in SETTINGS},
+                     "n_images": len(data.gt), "failed": len(data.failed), **{k: meta["stats"][k] for k in STATS},
                      "restorer": variant.cache_key, "detector": detector_key or getattr(detector, "name", "custom")})
+    if cache is not None:
+        cache.close()
+    distributed.close(ctx)
+    if not ctx.is_main:
+        return None
+
     table = pd.DataFrame(rows)
     write_csv(table, out / "table3.csv")
     scope = (f"subset of {len(data.gt)} images, not the official protocol" if subset
@@ -278,19 +362,28 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
     shown = table.copy()
     for c in [c for c in shown.columns if c.startswith("ap_")]:
         shown[c] = shown[c].map(lambda v: f"{v:.3f}")
-    for c in [c for c in shown.columns if c.startswith("time_")]:
+    for c in [c for c in shown.columns if c.endswith("_s")]:
         shown[c] = shown[c].map(lambda v: f"{v:.1f}")
     shown = shown.drop(columns=["restorer", "detector"])
     faces = ", ".join(f"{s} {results[rows[0]['variant']][s].num_faces}" for s in SETTINGS) if rows else ""
-    notes = f"\nFaces counted: {faces}. Detector: {detector_key or 'custom'}.\n"
+    notes = (f"\nFaces counted: {faces}. Detector: {detector_key or 'custom'}. Seconds are summed over the images "
+             "(over every torchrun rank, and over the runs a resumed row took): time_restore_s is the restoration "
+             "wall time as run (cache reads included), restore_compute_s what computing the restorations cost.\n")
+    if data.failed:
+        notes += (f"\nFailed images ({len(data.failed)}; no detections, their faces count as missed):\n" +
+                  "".join(f"- {problem}\n" for problem in data.failed.values()))
     write_atomic(out / "table3.md", title + "\n\n" + markdown_table(shown) + notes)
+    usable = [k for k, i in enumerate(data.gt.image_ids) if i not in data.failed]
     if rows:
         pr_figure(out / "fig6_pr.png", results, title)
-        scene_figure(out / "scene.png", data, preds)
+    if rows and usable:
+        scene_figure(out / "scene.png", data, preds, usable[0])
     write_json(out / "run.json", run_metadata(torch_device, task="tinyface", data_root=data_root,
                                               description=data.description, n_images=len(data.gt), subset=subset,
-                                              evaluation=semantics, lr_jpeg_quality=lr_jpeg_quality,
-                                              detector=detector_key, rows={r.name: r.cache_key for r in rows_wanted}))
+                                              failed=list(data.failed.values()), evaluation=semantics,
+                                              lr_jpeg_quality=lr_jpeg_quality, detector=detector_key,
+                                              ranks=ctx.world, cache_dir=cache_dir,
+                                              rows={r.name: r.cache_key for r in rows_wanted}))
     print(title + "\n\n" + markdown_table(shown) + notes)
     return table
 
@@ -309,8 +402,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"size of the embedded synthetic test set (default {synth_faces.DEFAULT_N})")
 
 
-def run_from_args(args: argparse.Namespace) -> pd.DataFrame:
+def run_from_args(args: argparse.Namespace) -> pd.DataFrame | None:
     return run(data_root=args.data_root, variants=args.variants or VARIANTS, detector_weights=args.detector_weights,
                cajnn_weights=args.cajnn_weights, templates=args.templates, matlab=args.matlab,
                lr_jpeg_quality=args.lr_jpeg_quality, synth_images=args.synth_images,
-               out=args.out or "results/tinyface", device=args.device, seed=args.seed, limit=args.limit)
+               out=args.out or "results/tinyface", device=args.device, seed=args.seed, limit=args.limit,
+               cache_dir=args.cache_dir, keep_going=args.keep_going)
