@@ -114,11 +114,12 @@ def load_cajnn(path) -> CAJNN:
     """
     checkpoint, metadata = read_state_dict(path)
     state_dict = unwrap_state_dict(checkpoint)
-    if "config" in metadata:
-        config = CAJNNConfig.from_dict(metadata["config"])
-    else:
-        try:
-            config = config_from_state_dict(state_dict)
-        except KeyError as exc:
-            raise InputError(f"{path}: {exc.args[0]}; {len(state_dict)} keys, e.g. {list(state_dict)[:3]}") from None
+    try:
+        config = (CAJNNConfig.from_dict(metadata["config"]) if "config" in metadata
+                  else config_from_state_dict(state_dict))
+    except KeyError as exc:
+        raise InputError(f"{path}: {exc.args[0]}; {len(state_dict)} keys, e.g. {list(state_dict)[:3]}") from None
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: not a CAJNN checkpoint: its header config {metadata['config']} is not a "
+                         f"CAJNN configuration; {len(state_dict)} keys, e.g. {list(state_dict)[:3]}") from None
     return load_strict(CAJNN(config), state_dict, path).eval()

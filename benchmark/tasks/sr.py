@@ -42,11 +42,10 @@ def build_method(method: str, weights: dict[str, str | None], settings: dict) ->
         return restore.Bicubic(SCALE)
     if method in ("cajnn", "cajnn_ensemble"):
         return restore.cajnn(weights.get("cajnn"), ensemble=method == "cajnn_ensemble", **settings)
-    sr = restore.rrdb(weights["rrdb"], **settings)
     if method == "rrdb":
-        return sr
+        return restore.rrdb(weights["rrdb"], **settings)
     car = (restore.dncnn3 if method == "dncnn_rrdb" else restore.arcnn)(weights[method.split("_")[0]], **settings)
-    return restore.TwoStage(car, sr)
+    return restore.TwoStage(car, restore.rrdb(weights["rrdb"], **settings))  # stages loaded in pipeline order
 
 
 def dataset_images(data_root: str | None, dataset: str, limit: int | None) -> list[Path]:
