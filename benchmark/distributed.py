@@ -60,14 +60,6 @@ def gather(obj, ctx: Context) -> list | None:
     return gathered
 
 
-def unshard(shards: list[list]) -> list:
-    """Inverse of ``shard`` over all ranks: the items back in their original order."""
-    out = []
-    for i in range(max(len(s) for s in shards)):
-        out += [s[i] for s in shards if i < len(s)]
-    return out
-
-
 def barrier(ctx: Context) -> None:
     if ctx.distributed:
         dist.barrier()
