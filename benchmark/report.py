@@ -31,6 +31,26 @@ def save_torch_atomic(obj, path: str | Path) -> None:
     write_atomic(path, buffer.getvalue())
 
 
+def open_training_log(path: str | Path, resumed_at: int):
+    """The training log opened for appending, without the lines of iterations after ``resumed_at``.
+
+    A run killed between checkpoints logged iterations it will redo; keeping them would list those twice.
+    Lines are ``ITER\t...`` or ``# val ITER ...``; a torn last line is dropped too.
+    """
+    path = Path(path)
+    if path.exists():
+        def logged_iteration(line: str) -> int:
+            fields = line.split()
+            try:
+                return int(fields[2] if line.startswith("# val ") else fields[0])
+            except (IndexError, ValueError):
+                return resumed_at + 1
+        kept = [line for line in path.read_text().splitlines(keepends=True)
+                if line.endswith("\n") and logged_iteration(line) <= resumed_at]
+        write_atomic(path, "".join(kept))
+    return open(path, "a")
+
+
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:
     write_atomic(path, df.to_csv(index=False))
 

@@ -25,7 +25,7 @@ from benchmark.degrade import degrade, modcrop
 from benchmark.errors import InputError, run_reporting_input_errors
 from benchmark.images import list_images, read_image
 from benchmark.metrics.image_quality import psnr
-from benchmark.report import save_torch_atomic
+from benchmark.report import open_training_log, save_torch_atomic
 from benchmark.restore import NetworkRestorer
 from models.cajnn import CAJNN, CONFIGS
 from models.weights import save_safetensors_fp16
@@ -142,7 +142,7 @@ def train(args: argparse.Namespace) -> dict[int, float]:
 
     bar = tqdm(range(start, args.iters), initial=start, total=args.iters, disable=rank != 0, dynamic_ncols=True,
                desc=f"cajnn_{args.config}")
-    log = open(out / "log.tsv", "a") if rank == 0 else None
+    log = open_training_log(out / "log.tsv", start) if rank == 0 else None
     val = {}
     t0 = time.time()
     for it in bar:

@@ -31,7 +31,7 @@ from benchmark.datasets.icdar import WordItem, lmdb_dirs, read_lmdb
 from benchmark.datasets.synth_text import sample
 from benchmark.errors import InputError, run_reporting_input_errors
 from benchmark.metrics.text import filter_labels, normalize_label, score
-from benchmark.report import save_torch_atomic
+from benchmark.report import open_training_log, save_torch_atomic
 from models.text import (CASE_INSENSITIVE, Recognizer, RecognizerConfig, TextRecognizer, converter_for,
                          save_recognizer, transform_for)
 from models.weights import save_safetensors_fp16
@@ -154,7 +154,7 @@ def train(args: argparse.Namespace) -> dict:
 
     bar = tqdm(range(start, args.iters), initial=start, total=args.iters, disable=rank != 0, dynamic_ncols=True,
                desc=f"{config.name} {config.output_channel}/{config.hidden_size}")
-    log = open(out / "log.tsv", "a") if rank == 0 else None
+    log = open_training_log(out / "log.tsv", start) if rank == 0 else None
     result = {"loss": float("nan"), "val_accuracy": float("nan")}
     t0 = time.time()
     for it in bar:

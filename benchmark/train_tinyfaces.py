@@ -33,7 +33,7 @@ from tqdm import tqdm
 from benchmark import distributed
 from benchmark.datasets.synth_faces import make_scene
 from benchmark.errors import InputError, run_reporting_input_errors
-from benchmark.report import save_torch_atomic
+from benchmark.report import open_training_log, save_torch_atomic
 from models.tiny_faces import ARCHS, MEAN, OFFSET, STD, STRIDE, TEMPLATES
 from models.weights import save_safetensors_fp16
 
@@ -233,7 +233,7 @@ def train(args: argparse.Namespace) -> float:
 
     bar = tqdm(range(start, args.iters), initial=start, total=args.iters, disable=rank != 0, dynamic_ncols=True,
                desc=f"tiny_faces_{args.arch}")
-    log = open(out / "log.tsv", "a") if rank == 0 else None
+    log = open_training_log(out / "log.tsv", start) if rank == 0 else None
     loss_value = float("nan")
     t0 = time.time()
     for it in bar:

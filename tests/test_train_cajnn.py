@@ -22,10 +22,10 @@ def hr_dir(tmp_path_factory):
     return folder
 
 
-def run(hr_dir, out, iters, lr="1e-3"):
+def run(hr_dir, out, iters, lr="1e-3", save_every=1):
     return train_cajnn.main(["--config", "lite", "--train-dirs", str(hr_dir), "--out", str(out), "--iters", str(iters),
                              "--batch", "2", "--patch", "32", "--lr", lr, "--periods", "1000",
-                             "--save-every", "1", "--threads", "1"])
+                             "--save-every", str(save_every), "--threads", "1"])
 
 
 def losses(out):
@@ -57,6 +57,31 @@ def test_resume_reproduces_the_uninterrupted_run(hr_dir, tmp_path):
     assert a["iteration"] == b["iteration"] == 6
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
+    assert losses(tmp_path / "straight") == losses(tmp_path / "resumed")
+
+
+def test_a_run_killed_between_checkpoints_logs_each_iteration_once(hr_dir, tmp_path, monkeypatch):
+    """Killed at iteration 5 with the last checkpoint at 4: the resumed run redoes 5 and logs it once."""
+    assert run(hr_dir, tmp_path / "straight", 6) == 0
+    real, calls = train_cajnn.sample_batch, []
+
+    def killed_at_iteration_5(*args):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(train_cajnn, "sample_batch", killed_at_iteration_5)
+    with pytest.raises(KeyboardInterrupt):
+        run(hr_dir, tmp_path / "resumed", 6, save_every=4)
+    with open(tmp_path / "resumed/log.tsv", "a") as log:
+        log.write("6\t0.05")  # a torn line, as a kill mid-write leaves
+    monkeypatch.setattr(train_cajnn, "sample_batch", real)
+    assert [line.split("\t")[0] for line in (tmp_path / "resumed/log.tsv").read_text().splitlines()] == \
+        ["1", "2", "3", "4", "5", "6"]
+    assert run(hr_dir, tmp_path / "resumed", 6, save_every=4) == 0
+    logged = [line.split("\t")[0] for line in (tmp_path / "resumed/log.tsv").read_text().splitlines()]
+    assert logged == ["1", "2", "3", "4", "5", "6"]
     assert losses(tmp_path / "straight") == losses(tmp_path / "resumed")
 
 
