@@ -71,6 +71,9 @@ def sample_batch(images: list[np.ndarray], rng: np.random.Generator, batch: int,
     return to_tensor(lrs), to_tensor(hrs)
 
 
+LOSSES = {"l1": nn.functional.l1_loss, "mse": nn.functional.mse_loss}
+
+
 def cosine_restart_lr(iteration: int, base_lr: float, periods: list[int], eta_min: float) -> float:
     """Cosine annealing from ``base_lr`` to ``eta_min`` within each period, restarting at the next one
     (BasicSR ``CosineAnnealingRestartLR``); the last period repeats."""
@@ -107,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--periods", type=int, nargs="+", default=[250_000], help="cosine restart periods in "
                    "iterations, the last one repeating (default: 250000, the paper's restarts every 2.5e5)")
     p.add_argument("--eta-min", type=float, default=1e-7, help="cosine floor (default: 1e-7)")
+    p.add_argument("--loss", choices=["l1", "mse"], default="l1", help="training loss (default: l1, the paper's); "
+                   "mse optimises PSNR directly, for a final fine-tuning phase")
     p.add_argument("--qf-range", type=int, nargs=2, default=[10, 100], help="JPEG quality range (default: 10 100)")
     p.add_argument("--save-every", type=int, default=200, help="checkpoint every N iterations")
     p.add_argument("--seed", type=int, default=0)
@@ -153,7 +158,7 @@ def train(args: argparse.Namespace) -> dict[int, float]:
         lr_batch, hr_batch = sample_batch(images, rng, args.batch // world, args.patch, tuple(args.qf_range))
         with torch.autocast(device.type, torch.bfloat16, enabled=args.amp == "bf16"):
             sr_batch = ddp_model(lr_batch.to(device))
-        loss = nn.functional.l1_loss(sr_batch.float(), hr_batch.to(device))
+        loss = LOSSES[args.loss](sr_batch.float(), hr_batch.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -22,10 +22,10 @@ def hr_dir(tmp_path_factory):
     return folder
 
 
-def run(hr_dir, out, iters, lr="1e-3", save_every=1):
+def run(hr_dir, out, iters, lr="1e-3", save_every=1, extra=()):
     return train_cajnn.main(["--config", "lite", "--train-dirs", str(hr_dir), "--out", str(out), "--iters", str(iters),
                              "--batch", "2", "--patch", "32", "--lr", lr, "--periods", "1000",
-                             "--save-every", str(save_every), "--threads", "1"])
+                             "--save-every", str(save_every), "--threads", "1", *extra])
 
 
 def losses(out):
@@ -83,6 +83,14 @@ def test_a_run_killed_between_checkpoints_logs_each_iteration_once(hr_dir, tmp_p
     logged = [line.split("\t")[0] for line in (tmp_path / "resumed/log.tsv").read_text().splitlines()]
     assert logged == ["1", "2", "3", "4", "5", "6"]
     assert losses(tmp_path / "straight") == losses(tmp_path / "resumed")
+
+
+def test_mse_loss_flag(hr_dir, tmp_path):
+    """Same seed, same first batch and network: the logged MSE lies between L1 squared (Jensen) and L1 (errors < 1)."""
+    assert run(hr_dir, tmp_path / "l1", 1) == 0
+    assert run(hr_dir, tmp_path / "mse", 1, extra=["--loss", "mse"]) == 0
+    (l1,), (mse,) = losses(tmp_path / "l1"), losses(tmp_path / "mse")
+    assert l1 ** 2 <= mse < l1
 
 
 def test_cosine_restarts():
