@@ -89,4 +89,4 @@ def test_bundled_weights_match_their_record():
     assert CAJNN_LITE_CPU.path.stat().st_size < 5_000_000
     model = load_cajnn(CAJNN_LITE_CPU.path)
     assert model.config.to_dict() == {**CAJNN_LITE_CPU.config, "dilations": (1, 3, 4)}
-    assert {"command", "data", "table1"} <= CAJNN_LITE_CPU.meta.keys()
+    assert {"commands", "data", "table1"} <= CAJNN_LITE_CPU.meta.keys()
