@@ -60,6 +60,15 @@ def gather(obj, ctx: Context) -> list | None:
     return gathered
 
 
+def agree_any(ctx: Context, flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on any (a wall-time stop must happen at the same iteration)."""
+    if not ctx.distributed:
+        return flag
+    value = torch.tensor([int(flag)], device=ctx.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def barrier(ctx: Context) -> None:
     if ctx.distributed:
         dist.barrier()
