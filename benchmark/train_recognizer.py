@@ -10,7 +10,7 @@ Data, one of:
   synthetic crops;
 - ``--bundle DIR`` (built by ``python -m benchmark.datasets.text_train build-bundle``): a ``--synth-fraction`` of
   each batch from the MJSynth-style ``synth_text.rich_sample`` stream in the bundle's fonts plus matplotlib's
-  train fonts, the rest real train crops (IIIT5K/SVT train) augmented by ``text_train.augment_real``; validation on
+  train fonts on the bundle's photos, the rest real train crops (IIIT5K/SVT train) augmented by ``text_train.augment_real``; validation on
   the bundle's held-out real crops (never a test set);
 - ``--train-lmdb DIR``: every clovaai LMDB under DIR.
 Labels are lowercased and stripped to [0-9a-z] (case-insensitive, 38 attention classes). Adam with warm-up and
@@ -41,7 +41,7 @@ from tqdm import tqdm
 from benchmark import distributed
 from benchmark.datasets.icdar import WordItem, lmdb_dirs, read_lmdb
 from benchmark.datasets.synth_text import FONT_DIR, TRAIN_FONTS, rich_sample, sample
-from benchmark.datasets.text_train import Crop, augment_real, bundle_crops, bundle_fonts
+from benchmark.datasets.text_train import Crop, augment_real, bundle_crops, bundle_fonts, bundle_photos
 from benchmark.errors import InputError, run_reporting_input_errors
 from benchmark.metrics.text import filter_labels, normalize_label, normalize_prediction
 from benchmark.report import open_training_log, save_torch_atomic
@@ -57,6 +57,7 @@ class TrainData:
 
     items: list[WordItem] | None = None
     fonts: tuple[Path, ...] | None = None
+    photos: tuple[np.ndarray, ...] | None = None
     real: tuple[Crop, ...] = ()
     synth_fraction: float = 1.0
 
@@ -89,7 +90,7 @@ def load_bundle(bundle: str, synth_fraction: float) -> TrainData:
     real = tuple(c for c in crops if normalize_label(c.label) and len(c.label) <= 25)
     if synth_fraction < 1 and not real:
         raise InputError(f"{bundle}: no real train crop with a [0-9a-z] label")
-    return TrainData(fonts=fonts, real=real, synth_fraction=synth_fraction)
+    return TrainData(fonts=fonts, photos=bundle_photos(bundle), real=real, synth_fraction=synth_fraction)
 
 
 def batch_samples(seed: int, rank: int, world: int, iteration: int, size: int,
@@ -106,7 +107,7 @@ def batch_samples(seed: int, rank: int, world: int, iteration: int, size: int,
     samples = []
     for k in range(size):
         if rng.random() < data.synth_fraction:
-            samples.append(rich_sample(seed, first + k, data.fonts))
+            samples.append(rich_sample(seed, first + k, data.fonts, data.photos))
         else:
             crop = data.real[rng.integers(len(data.real))]
             samples.append((crop.label, augment_real(np.random.default_rng([seed, rank, iteration, k]), crop.image())))

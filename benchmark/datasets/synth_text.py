@@ -73,11 +73,13 @@ def _cased(word: str, rng: np.random.Generator) -> str:
     return word.lower() if case == 0 else word.capitalize() if case == 1 else word.upper()
 
 
-def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """A photo patch (random place and zoom, softened), a flat colour or a linear gradient, HxWx3 float."""
+def _background(rng: np.random.Generator, h: int, w: int, photos: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """A photo patch (random place and zoom, softened) from `photos` (default: the package photos), a flat colour
+    or a linear gradient, HxWx3 float."""
+    photos = backgrounds() if photos is None else photos
     kind = rng.choice(3, p=[0.55, 0.25, 0.2])
     if kind == 0:
-        photo = backgrounds()[rng.integers(len(backgrounds()))]
+        photo = photos[rng.integers(len(photos))]
         zoom = rng.uniform(0.5, 2.0)
         ch, cw = min(photo.shape[0], max(4, int(h / zoom))), min(photo.shape[1], max(4, int(w / zoom)))
         y, x = rng.integers(photo.shape[0] - ch + 1), rng.integers(photo.shape[1] - cw + 1)
@@ -268,14 +270,15 @@ def degrade(rng: np.random.Generator, img: np.ndarray, strength: float = 1.0) ->
     return out
 
 
-def rich_sample(seed: int, index: int, fonts: Sequence[str | Path]) -> tuple[str, np.ndarray]:
+def rich_sample(seed: int, index: int, fonts: Sequence[str | Path],
+                photos: Sequence[np.ndarray] | None = None) -> tuple[str, np.ndarray]:
     """(label, uint8 RGB crop) number `index` of the recognizer's training stream (the MJSynth recipe, Jaderberg et
     al. 2014): text from `_rich_text` in one of `fonts` (height 20-56 px, sometimes spaced out), optional border
     (stroke in another colour) and drop shadow; perspective, rotation and arcs; a background of flat colour,
-    gradient or natural photo texture (the package photos) with the text blended over it (opacity 0.75-1,
+    gradient or natural photo texture (`photos`, default the package photos) with the text blended over it (opacity 0.75-1,
     luminance contrast at least 35, often grey-ish or black/white); random margins (tight to loose, the top and bottom
     sometimes cutting into the glyphs); then
-    `degrade`. A pure function of (seed, index, fonts)."""
+    `degrade`. A pure function of (seed, index, fonts, photos)."""
     rng = np.random.default_rng([seed, 2, index])
     text = _rich_text(rng)
     size = int(rng.integers(20, 57))
@@ -294,7 +297,7 @@ def rich_sample(seed: int, index: int, fonts: Sequence[str | Path]) -> tuple[str
         layers = [fill_big, outline]
     layers = _curve_and_warp(rng, layers)
     h, w = layers[0].shape
-    background = _background(rng, h, w).astype(np.float32)
+    background = _background(rng, h, w, photos).astype(np.float32)
     if rng.random() < 0.5:  # signs are rarely saturated: pull the background towards grey
         grey = background @ np.float32([0.299, 0.587, 0.114])
         background += (grey[..., None] - background) * rng.uniform(0.3, 1.0)

@@ -7,6 +7,8 @@ from one small folder (about 13 MiB):
     BUNDLE/crops/<source>/N.jpg  the real train crops (IIIT5K train 2,000, SVT train 257), shrunk to at most
                              `CROP_MAX_HEIGHT` px high (aspect kept, never enlarged; PIL bicubic) and stored as JPEG
                              quality `CROP_QUALITY` (4:2:0): the recognizer's input is 32 px high
+    BUNDLE/photos/NAME.jpg   the package photos the synthetic backgrounds are cut from (JPEG quality 90), so a
+                             machine whose packages lack a sample file still trains the same way
     BUNDLE/gt.tsv            path<TAB>label<TAB>split<TAB>source; split is `train` or `val` (a fixed
                              `VAL_FRACTION` of each source, drawn with seed 0), the held-out crops validation uses
     BUNDLE/bundle.json       what was built, from where, with which settings
@@ -34,6 +36,8 @@ import numpy as np
 from PIL import Image, ImageFont
 
 from benchmark.datasets.icdar import decode_image
+from benchmark.datasets.package_photos import package_photo_paths
+from benchmark.images import read_image
 from benchmark.errors import InputError, run_reporting_input_errors
 
 CROP_MAX_HEIGHT = 40
@@ -167,6 +171,9 @@ def build_bundle(out: str | Path, train_root: str | Path, font_dirs: list[str | 
             lines.append(f"{path}\t{label}\t{'val' if index in val else 'train'}\t{name}\n")
         counts[name] = {"train": len(rows) - len(val), "val": len(val)}
     (tmp / "gt.tsv").write_text("".join(lines), encoding="utf-8")
+    (tmp / "photos").mkdir()
+    for name, path in package_photo_paths().items():
+        Image.fromarray(read_image(path)).save(tmp / "photos" / f"{name}.jpg", quality=CROP_QUALITY)
     record = {"fonts": [p.name for p in fonts], "font_sources": [str(p) for p in fonts], "crops": counts,
               "crop_max_height": CROP_MAX_HEIGHT, "crop_quality": CROP_QUALITY, "val_fraction": VAL_FRACTION,
               "train_root": str(train_root)}
@@ -183,6 +190,15 @@ def bundle_fonts(bundle: str | Path) -> tuple[Path, ...]:
         raise InputError(f"{bundle}: no fonts/ in this bundle (build it with `python -m "
                          "benchmark.datasets.text_train build-bundle`)")
     return fonts
+
+
+def bundle_photos(bundle: str | Path) -> tuple[np.ndarray, ...]:
+    """The background photos of a bundle (uint8 RGB), sorted by name."""
+    paths = sorted((Path(bundle) / "photos").glob("*.jpg"))
+    if not paths:
+        raise InputError(f"{bundle}: no photos/ in this bundle (rebuild it with `python -m "
+                         "benchmark.datasets.text_train build-bundle`)")
+    return tuple(read_image(p) for p in paths)
 
 
 @lru_cache(maxsize=4)
