@@ -239,6 +239,7 @@ def train(args: argparse.Namespace) -> dict:
     model.train()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
     batches = torch.utils.data.DataLoader(
         Batches(args.seed, rank, world, args.batch // world, data, config), batch_size=None,
         sampler=range(start, args.iters), num_workers=args.workers, worker_init_fn=_worker_init,
