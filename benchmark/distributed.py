@@ -60,13 +60,13 @@ def gather(obj, ctx: Context) -> list | None:
     return gathered
 
 
-def agree(flag: bool, ctx: Context) -> bool:
-    """True on every rank when ``flag`` is true on any rank (e.g. a wall-clock budget reached)."""
+def agree_any(ctx: Context, flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on any (a wall-time stop must happen at the same iteration)."""
     if not ctx.distributed:
         return flag
-    t = torch.tensor([int(flag)], device=ctx.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    value = torch.tensor([int(flag)], device=ctx.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def barrier(ctx: Context) -> None:

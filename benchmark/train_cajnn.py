@@ -230,7 +230,7 @@ def train(args: argparse.Namespace) -> dict[int, float]:
         loss.backward()
         optimizer.step()
         done = it + 1
-        out_of_time = budget_s is not None and distributed.agree(time.time() - t0 >= budget_s, ctx)
+        out_of_time = budget_s is not None and distributed.agree_any(ctx, time.time() - t0 >= budget_s)
         if rank == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
                             **{f"psnr_q{q}": f"{v:.2f}" for q, v in val.items()})

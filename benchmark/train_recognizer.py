@@ -1,13 +1,24 @@
 """Train the scene-text recognizer (clovaai four-stage family, attention or CTC); runs alone or under ``torchrun``.
 
     python -m benchmark.train_recognizer --out runs/trba_narrow [--output-channel 128 --hidden-size 128]
-        [--prediction Attn|CTC] [--train-lmdb DIR] [--iters N] [--batch 32] [--export FILE.safetensors]
+        [--prediction Attn|CTC] [--train-lmdb DIR | --bundle DIR [--synth-fraction 0.6]] [--iters N] [--batch 32]
+        [--workers N] [--max-minutes M] [--init-weights FILE.safetensors] [--export FILE.safetensors]
 
-Data: the synthetic generator's ``train`` split (train fonts, mostly clean or moderately degraded crops, seed
-``--seed``; the benchmark's test set uses other fonts, seed 0 and the ``test`` split), or every clovaai LMDB under
-``--train-lmdb``. Labels are lowercased and stripped to [0-9a-z] (case-insensitive, 38 attention classes). Adam with
-warm-up and cosine decay, gradient clipping at 5 (clovaai ``train.py``). Every batch is a pure function of
-(seed, rank, iteration) and ``OUT/last.pt`` is resumed automatically, so an interrupted run continues exactly.
+Data, one of:
+- default: the synthetic generator's ``train`` split (train fonts, mostly clean or moderately degraded crops, seed
+  ``--seed``; the benchmark's test set uses other fonts, seed 0 and the ``test`` split); validation on held-out
+  synthetic crops;
+- ``--bundle DIR`` (built by ``python -m benchmark.datasets.text_train build-bundle``): a ``--synth-fraction`` of
+  each batch from the MJSynth-style ``synth_text.rich_sample`` stream in the bundle's fonts plus matplotlib's
+  train fonts on the bundle's photos, the rest real train crops (IIIT5K/SVT train) augmented by ``text_train.augment_real``; validation on
+  the bundle's held-out real crops (never a test set);
+- ``--train-lmdb DIR``: every clovaai LMDB under DIR.
+Labels are lowercased and stripped to [0-9a-z] (case-insensitive, 38 attention classes). Adam with warm-up and
+cosine decay, gradient clipping at 5 (clovaai ``train.py``). Every batch is a pure function of (seed, rank,
+iteration), whichever ``--workers`` build it, and ``OUT/last.pt`` is resumed automatically, so an interrupted run
+continues exactly. ``--max-minutes`` bounds the run's wall time (summed over resumes): the cosine then runs over
+whichever of the iterations or the minutes ends first (so the learning rate depends on the machine's speed), and
+the run stops cleanly, saving last.pt and exporting. ``--init-weights`` starts a new run from exported weights.
 The default width (128 channels, hidden 128) trains on a CPU; ``--output-channel 512 --hidden-size 256`` is the
 released TRBA.
 """
@@ -18,9 +29,10 @@ import contextlib
 import math
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -28,13 +40,26 @@ from tqdm import tqdm
 
 from benchmark import distributed
 from benchmark.datasets.icdar import WordItem, lmdb_dirs, read_lmdb
-from benchmark.datasets.synth_text import sample
+from benchmark.datasets.synth_text import FONT_DIR, TRAIN_FONTS, rich_sample, sample
+from benchmark.datasets.text_train import Crop, augment_real, bundle_crops, bundle_fonts, bundle_photos
 from benchmark.errors import InputError, run_reporting_input_errors
-from benchmark.metrics.text import filter_labels, normalize_label, score
+from benchmark.metrics.text import filter_labels, normalize_label, normalize_prediction
 from benchmark.report import open_training_log, save_torch_atomic
 from models.text import (CASE_INSENSITIVE, Recognizer, RecognizerConfig, TextRecognizer, converter_for,
                          save_recognizer, transform_for)
-from models.weights import save_safetensors_fp16
+from models.weights import load_strict, read_state_dict, save_safetensors_fp16
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """Where batches come from: LMDB `items`; else, with `fonts`, the rich synthetic stream mixed with `real` crops
+    (a `synth_fraction` of each batch synthetic); else the synthetic generator's train split."""
+
+    items: list[WordItem] | None = None
+    fonts: tuple[Path, ...] | None = None
+    photos: tuple[np.ndarray, ...] | None = None
+    real: tuple[Crop, ...] = ()
+    synth_fraction: float = 1.0
 
 
 def build_config(args: argparse.Namespace) -> RecognizerConfig:
@@ -56,15 +81,58 @@ def load_lmdb_items(root: str) -> list[WordItem]:
     return kept
 
 
+def load_bundle(bundle: str, synth_fraction: float) -> TrainData:
+    """The bundle's fonts (plus matplotlib's train fonts) and its real train crops whose label fits the charset."""
+    if not 0 <= synth_fraction <= 1:
+        raise InputError(f"--synth-fraction {synth_fraction}: must lie in [0, 1]")
+    fonts = bundle_fonts(bundle) + tuple(FONT_DIR / name for name in TRAIN_FONTS)
+    crops = bundle_crops(bundle, "train")
+    real = tuple(c for c in crops if normalize_label(c.label) and len(c.label) <= 25)
+    if synth_fraction < 1 and not real:
+        raise InputError(f"{bundle}: no real train crop with a [0-9a-z] label")
+    return TrainData(fonts=fonts, photos=bundle_photos(bundle), real=real, synth_fraction=synth_fraction)
+
+
 def batch_samples(seed: int, rank: int, world: int, iteration: int, size: int,
-                  items: list[WordItem] | None) -> list[tuple[str, np.ndarray]]:
+                  data: TrainData) -> list[tuple[str, np.ndarray]]:
     """The (label, image) samples of one rank's batch: synthetic indices are disjoint across ranks and iterations;
-    LMDB items are drawn with a generator seeded by (seed, rank, iteration)."""
-    if items is None:
-        first = (iteration * world + rank) * size
-        return [sample(seed, first + k, "train") for k in range(size)]
+    real crops, LMDB items and the synthetic/real choice are drawn with generators seeded by (seed, rank,
+    iteration[, position])."""
+    first = (iteration * world + rank) * size
     rng = np.random.default_rng([seed, rank, iteration])
-    return [(items[i].label, items[i].image()) for i in rng.integers(len(items), size=size)]
+    if data.items is not None:
+        return [(data.items[i].label, data.items[i].image()) for i in rng.integers(len(data.items), size=size)]
+    if data.fonts is None:
+        return [sample(seed, first + k, "train") for k in range(size)]
+    samples = []
+    for k in range(size):
+        if rng.random() < data.synth_fraction:
+            samples.append(rich_sample(seed, first + k, data.fonts, data.photos))
+        else:
+            crop = data.real[rng.integers(len(data.real))]
+            samples.append((crop.label, augment_real(np.random.default_rng([seed, rank, iteration, k]), crop.image())))
+    return samples
+
+
+class Batches(torch.utils.data.Dataset):
+    """Item `iteration` is that iteration's (images B x C x H x W, normalised labels) of one rank, so DataLoader
+    workers can build whole batches in parallel without changing them."""
+
+    def __init__(self, seed: int, rank: int, world: int, size: int, data: TrainData, config: RecognizerConfig):
+        self.seed, self.rank, self.world, self.size, self.data = seed, rank, world, size, data
+        self.transform = transform_for(config)
+
+    def __len__(self) -> int:
+        return sys.maxsize
+
+    def __getitem__(self, iteration: int) -> tuple[torch.Tensor, list[str]]:
+        samples = batch_samples(self.seed, self.rank, self.world, iteration, self.size, self.data)
+        return torch.stack([self.transform(img) for _, img in samples]), [normalize_label(lb) for lb, _ in samples]
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
 
 
 def loss_on(model: nn.Module, converter, config: RecognizerConfig, images: torch.Tensor,
@@ -81,20 +149,22 @@ def loss_on(model: nn.Module, converter, config: RecognizerConfig, images: torch
     return nn.functional.ctc_loss(log_probs, targets, frames, lengths, zero_infinity=True)
 
 
-def learning_rate(iteration: int, base_lr: float, total: int, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 1% of ``base_lr``."""
+def learning_rate(iteration: int, base_lr: float, total: int, warmup: int, time_fraction: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 1% of ``base_lr`` over the iterations, or faster when the fraction of
+    the wall-time budget spent (``time_fraction``) is further along."""
     if iteration < warmup:
         return base_lr * (iteration + 1) / warmup
-    t = (iteration - warmup) / max(1, total - warmup)
+    t = min(1.0, max((iteration - warmup) / max(1, total - warmup), time_fraction))
     return base_lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 def validate(model: Recognizer, converter, samples: list[tuple[str, np.ndarray]]) -> float:
-    """Case-insensitive word accuracy (%) on held-out samples."""
+    """Case-insensitive word accuracy (%) on held-out samples (clovaai test.py's comparison, without nltk)."""
     model.eval()
     predictions = TextRecognizer(model, converter, next(model.parameters()).device)([s[1] for s in samples])
     model.train()
-    return score([p for p, _ in predictions], [s[0] for s in samples])["accuracy"]
+    hits = sum(normalize_prediction(p) == normalize_label(s[0]) for (p, _), s in zip(predictions, samples))
+    return hits / len(samples) * 100
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,13 +177,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-channel", type=int, default=128, help="feature width (released TRBA: 512)")
     p.add_argument("--hidden-size", type=int, default=128, help="LSTM/attention width (released TRBA: 256)")
     p.add_argument("--train-lmdb", help="folder of clovaai LMDBs to train on (default: the synthetic generator)")
+    p.add_argument("--bundle", help="text_train bundle: rich synthetic stream in its fonts + its real train crops, "
+                   "validation on its held-out real crops")
+    p.add_argument("--synth-fraction", type=float, default=0.6, help="with --bundle: synthetic share of a batch")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader processes building batches (0: in process)")
+    p.add_argument("--max-minutes", type=float, help="wall-time budget (over resumes): the cosine ends by then and "
+                   "the run stops, saves and exports")
+    p.add_argument("--init-weights", help="start a new run from these exported .safetensors weights (same config)")
     p.add_argument("--iters", type=int, default=3000, help="total iterations (default 3000)")
     p.add_argument("--batch", type=int, default=32, help="total batch size over all ranks (default 32)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--warmup", type=int, default=200, help="warm-up iterations (default 200)")
     p.add_argument("--clip", type=float, default=5.0, help="gradient norm clip (clovaai: 5)")
     p.add_argument("--amp", choices=["bf16"], help="autocast the forward pass (bf16: ~1.7x faster on AVX512-BF16)")
-    p.add_argument("--val-n", type=int, default=200, help="held-out synthetic samples (seed + 1) for validation")
+    p.add_argument("--val-n", type=int, default=200, help="held-out synthetic samples (seed + 1) for validation; "
+                   "with --bundle: at most this many of its held-out real crops (0: all)")
     p.add_argument("--val-every", type=int, default=250, help="validate every N iterations")
     p.add_argument("--save-every", type=int, default=50, help="checkpoint every N iterations")
     p.add_argument("--seed", type=int, default=1, help="seed of the weights and the synthetic stream (default 1)")
@@ -131,15 +209,22 @@ def train(args: argparse.Namespace) -> dict:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    items = load_lmdb_items(args.train_lmdb) if args.train_lmdb else None
-    val_samples = [sample(args.seed + 1, i, "train") for i in range(args.val_n)] if rank == 0 else []
+    if args.train_lmdb and args.bundle:
+        raise InputError("--train-lmdb and --bundle: choose one source of training data")
+    if args.bundle:
+        data = load_bundle(args.bundle, args.synth_fraction)
+        val = bundle_crops(args.bundle, "val")
+        val_samples = [(c.label, c.image()) for c in val[:args.val_n or len(val)]] if rank == 0 else []
+    else:
+        data = TrainData(items=load_lmdb_items(args.train_lmdb) if args.train_lmdb else None)
+        val_samples = [sample(args.seed + 1, i, "train") for i in range(args.val_n)] if rank == 0 else []
 
     config = build_config(args)
     converter = converter_for(config, CASE_INSENSITIVE)
     torch.manual_seed(args.seed)
     model = Recognizer(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999))
-    start = 0
+    start, elapsed_s = 0, 0.0
     ckpt_path = out / "last.pt"
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -147,23 +232,32 @@ def train(args: argparse.Namespace) -> dict:
             raise InputError(f"{ckpt_path}: checkpoint of another architecture; use a new --out")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        start = ckpt["iteration"]
+        start, elapsed_s = ckpt["iteration"], ckpt.get("elapsed_s", 0.0)
+    elif args.init_weights:
+        init_from_export(model, args.init_weights)
     ddp_model = nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
     model.train()
-    transform = transform_for(config)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+    batches = torch.utils.data.DataLoader(
+        Batches(args.seed, rank, world, args.batch // world, data, config), batch_size=None,
+        sampler=range(start, args.iters), num_workers=args.workers, worker_init_fn=_worker_init,
+        prefetch_factor=4 if args.workers else None, pin_memory=device.type == "cuda")
 
     bar = tqdm(range(start, args.iters), initial=start, total=args.iters, disable=rank != 0, dynamic_ncols=True,
                desc=f"{config.name} {config.output_channel}/{config.hidden_size}")
     log = open_training_log(out / "log.tsv", start) if rank == 0 else None
     result = {"loss": float("nan"), "val_accuracy": float("nan")}
-    t0 = time.time()
-    for it in bar:
-        lr = learning_rate(it, args.lr, args.iters, args.warmup)
+    budget_s = args.max_minutes * 60 if args.max_minutes else math.inf
+    t0 = time.time() - elapsed_s
+    done = start
+    for it, (images, labels) in zip(bar, batches):
+        time_fraction = (time.time() - t0) / budget_s
+        lr = learning_rate(it, args.lr, args.iters, args.warmup, time_fraction)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        samples = batch_samples(args.seed, rank, world, it, args.batch // world, items)
-        images = torch.stack([transform(img) for _, img in samples]).to(device)
-        labels = [normalize_label(label) for label, _ in samples]
+        images = images.to(device, non_blocking=True)
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.amp else contextlib.nullcontext()
         with autocast:
             loss = loss_on(ddp_model, converter, config, images, labels)
@@ -172,23 +266,39 @@ def train(args: argparse.Namespace) -> dict:
         nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         optimizer.step()
         done = it + 1
+        out_of_time = budget_s < math.inf and distributed.agree_any(ctx, time.time() - t0 >= budget_s)
+        last = done == args.iters or out_of_time
         if rank == 0:
             result["loss"] = loss.item()
             log.write(f"{done}\t{loss.item():.5f}\t{lr:.3e}\t{time.time() - t0:.1f}\n")
-            if val_samples and (done % args.val_every == 0 or done == args.iters):
+            if val_samples and (done % args.val_every == 0 or last):
                 result["val_accuracy"] = validate(model, converter, val_samples)
                 log.write(f"# val {done} accuracy={result['val_accuracy']:.2f}\n")
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}", val=f"{result['val_accuracy']:.1f}")
-            if done % args.save_every == 0 or done == args.iters:
+            if done % args.save_every == 0 or last:
                 save_torch_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": done,
-                                   "config": asdict(config)}, ckpt_path)
+                                   "config": asdict(config), "elapsed_s": time.time() - t0}, ckpt_path)
             log.flush()
+        if out_of_time:
+            break
+    bar.close()
     if rank == 0 and args.export:
-        export(model, args.export, {"iterations": args.iters, "val_accuracy": result["val_accuracy"],
-                                    "data": args.train_lmdb or f"synth_text train split, seed {args.seed}",
+        source = (args.train_lmdb or (f"bundle {args.bundle}, synth fraction {args.synth_fraction}, seed {args.seed}"
+                                      if args.bundle else f"synth_text train split, seed {args.seed}"))
+        export(model, args.export, {"iterations": done, "val_accuracy": result["val_accuracy"], "data": source,
                                     "command": "python -m benchmark.train_recognizer " + " ".join(sys.argv[1:])})
     distributed.close(ctx)
     return result
+
+
+def init_from_export(model: Recognizer, path: str) -> None:
+    """Load weights written by ``--export`` (.safetensors) into `model`; the header's config must be the run's."""
+    tensors, meta = read_state_dict(path)
+    config = meta.get("config")
+    expected = asdict(model.config) | {"input_size": list(model.config.input_size)}
+    if config is not None and config != expected:
+        raise InputError(f"{path}: weights of another architecture ({config}); pass the same width flags")
+    load_strict(model, tensors, path)
 
 
 def export(model: Recognizer, path: str | Path, meta: dict) -> None:

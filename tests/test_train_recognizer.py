@@ -43,10 +43,10 @@ def test_interrupted_run_resumes_exactly(tmp_path, monkeypatch):
     assert train_recognizer.main(["--out", str(tmp_path / "straight"), "--iters", "4"] + TINY) == 0
     real = train_recognizer.batch_samples
 
-    def crash_at_iteration_2(seed, rank, world, iteration, size, items):
+    def crash_at_iteration_2(seed, rank, world, iteration, size, data):
         if iteration == 2:
             raise KeyboardInterrupt
-        return real(seed, rank, world, iteration, size, items)
+        return real(seed, rank, world, iteration, size, data)
 
     monkeypatch.setattr(train_recognizer, "batch_samples", crash_at_iteration_2)
     with pytest.raises(KeyboardInterrupt):

@@ -12,6 +12,8 @@ additionally drops words shorter than 3 characters.
 
 Command: `python -m benchmark.datasets.icdar to-lmdb SRC_DIR DST_DIR [--subset all|1015|857]`.
 """
+from __future__ import annotations
+
 import argparse
 import io
 import os
@@ -22,7 +24,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import lmdb
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -207,6 +208,8 @@ def read_lmdb(path: str | Path) -> list[WordItem]:
     path = Path(path)
     if not (path / "data.mdb").is_file():
         raise InputError(f"{path}: no data.mdb (clovaai LMDB layout)")
+    import lmdb  # imported here: the GPU training image has no lmdb and needs none
+
     try:
         env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=32)
     except lmdb.Error as exc:
@@ -255,6 +258,8 @@ def write_lmdb(path: str | Path, samples: Iterable[tuple[str, np.ndarray | bytes
     path.mkdir(parents=True, exist_ok=True)
     page = 4096
     map_size = 2 * sum((len(d) + len(lb)) // page + 3 for lb, d in encoded) * page + (1 << 20)
+    import lmdb
+
     env = lmdb.open(str(path), map_size=map_size)
     try:
         with env.begin(write=True) as txn:

@@ -9,8 +9,6 @@ import re
 import string
 from collections.abc import Sequence
 
-from nltk.metrics.distance import edit_distance
-
 ALPHANUMERIC = string.digits + string.ascii_lowercase  # clovaai default `--character`
 PRINTABLE_94 = string.printable[:-6]  # clovaai `--sensitive` charset
 _NOT_ALPHANUMERIC = re.compile(f"[^{ALPHANUMERIC}]")
@@ -32,6 +30,8 @@ def normalized_edit_similarity(prediction: str, label: str) -> float:
     """ICDAR2019 per-word score: 0 if either string is empty, else 1 - ED / max(len(gt), len(pred))."""
     if not label or not prediction:
         return 0.0
+    from nltk.metrics.distance import edit_distance  # imported here: training images may lack nltk
+
     return 1.0 - edit_distance(prediction, label) / max(len(label), len(prediction))
 
 
