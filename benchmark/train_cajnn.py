@@ -117,7 +117,7 @@ def initial_weights(model: CAJNN, args: argparse.Namespace) -> None:
 
 
 def time_cosine_lr(elapsed_s: float, budget_s: float, base_lr: float, eta_min: float) -> float:
-    """One cosine decay over a wall-clock budget (``--time-budget-min``)."""
+    """One cosine decay over a wall-clock budget (``--max-minutes``)."""
     return eta_min + 0.5 * (base_lr - eta_min) * (1 + math.cos(math.pi * min(elapsed_s / budget_s, 1.0)))
 
 
@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "width and growth (64/32)")
     p.add_argument("--init-weights", help="initialise from a CAJNN weights file (continue from weights alone)")
     p.add_argument("--workers", type=int, default=0, help="data worker processes (default: 0, in-process)")
-    p.add_argument("--time-budget-min", type=float, help="train for this many minutes of wall time with one "
+    p.add_argument("--max-minutes", type=float, help="train for this many minutes of wall time with one "
                    "cosine decay over it (a fixed lease, e.g. a lent GPU), then checkpoint and export; the "
                    "iteration count is whatever fits, and a resumed run does not repeat it exactly")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (faster on GPUs)")
@@ -212,7 +212,7 @@ def train(args: argparse.Namespace) -> dict[int, float]:
     log = open_training_log(out / "log.tsv", start) if rank == 0 else None
     val = {}
     t0 = time.time()
-    budget_s = args.time_budget_min * 60 if args.time_budget_min else None
+    budget_s = args.max_minutes * 60 if args.max_minutes else None
     done = start
     for it, (lr_batch, hr_batch) in zip(bar, batches(BatchStream(images, args, rank, world), start, args.workers)):
         if budget_s is not None:

@@ -139,7 +139,7 @@ def loss_on(model: nn.Module, converter, config: RecognizerConfig, images: torch
             labels: list[str]) -> torch.Tensor:
     """Attention: cross-entropy with teacher forcing, [GO] padding ignored; CTC: CTC loss (clovaai train.py)."""
     if config.prediction == "Attn":
-        text, _ = converter.encode(labels, config.batch_max_length)
+        text = converter.encode(labels, config.batch_max_length)[0].to(images.device)
         logits = model(images, text[:, :-1], is_train=True).float()
         return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), text[:, 1:].reshape(-1),
                                            ignore_index=0)

@@ -151,7 +151,7 @@ def test_time_budget_stops_checkpoints_and_exports(hr_dir, tmp_path):
     from models.weights import read_state_dict
 
     assert run(hr_dir, tmp_path, 100000, save_every=100000,
-               extra=["--time-budget-min", "0.001", "--export", str(tmp_path / "w.safetensors")]) == 0
+               extra=["--max-minutes", "0.001", "--export", str(tmp_path / "w.safetensors")]) == 0
     done = torch.load(tmp_path / "last.pt", weights_only=True)["iteration"]
     assert 1 <= done < 100000
     assert read_state_dict(tmp_path / "w.safetensors")[1]["iterations"] == done
