@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from benchmark.cli import main
+from benchmark.datasets import synth_faces as S
 from benchmark.errors import InputError
 from benchmark.images import read_image
+from benchmark.tasks import tinyface
 from models import mtcnn as M
 from models.weights import read_state_dict, sha256_of
 
@@ -139,3 +141,13 @@ def test_cli_refuses_tiny_faces_weights_for_mtcnn(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.strip() == "error: --detector-weights: takes a Tiny Faces checkpoint, not used by " \
                                         "--detector mtcnn"
+
+
+def test_tinyface_task_runs_mtcnn_by_name_and_reuses_its_row(weights_dir, tmp_path):
+    root = tmp_path / "synth"
+    S.generate(root, 1, seed=0)
+    kwargs = dict(data_root=str(root), variants=["lr"], out=tmp_path / "out", device="cpu", detector="mtcnn")
+    table = tinyface.run(**kwargs)
+    assert table["detector"].iloc[0] == M.mtcnn_detector().cache_key
+    meta = (tmp_path / "out" / "predictions" / "lr.json").read_text()
+    assert tinyface.run(**kwargs).equals(table) and (tmp_path / "out" / "predictions" / "lr.json").read_text() == meta
