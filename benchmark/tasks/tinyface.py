@@ -49,6 +49,7 @@ from benchmark.images import read_image
 from benchmark.metrics.widerface import SettingResult, evaluate, read_predictions, write_predictions, xyxy_to_xywh
 from benchmark.progress import ProgressLog
 from benchmark.report import device_description, markdown_table, run_metadata, write_atomic, write_csv, write_json
+from models.mtcnn import mtcnn_detector
 from models.tiny_faces import TinyFacesDetector, load_tiny_faces
 from models.weights import TINY_FACES_R18_SYNTH, sha256_of
 
@@ -56,6 +57,9 @@ SCALE = 4
 VARIANTS = ("hr", "lr", "lr_bicubic", "lr_cajnn")
 STATS = ("time_restore_s", "restore_compute_s", "cache_hits", "time_detect_s", "time_total_s", "device")
 Detector = Callable[[np.ndarray], np.ndarray]
+# --detector names besides the default "tinyfaces" (built by build_detector from --detector-weights, --templates):
+# name -> factory(device=...) of a detector carrying its `name` and `cache_key`.
+DETECTORS = {"mtcnn": mtcnn_detector}
 
 
 @dataclass
@@ -111,6 +115,15 @@ def build_detector(detector_weights: str | None, templates: str, device: torch.d
     key = (f"tiny_faces|{sha256_of(path)}|templates={templates}|scales={detector.scales}|"
            f"prob={detector.prob_thresh}|nms={detector.nms_iou}|max_side={detector.max_side}")
     return detector, key
+
+
+def named_detector(name: str, detector_weights: str | None, device: torch.device) -> Detector:
+    """The detector `name` of DETECTORS."""
+    if name not in DETECTORS:
+        raise InputError(f"--detector: unknown {name!r} (choose from tinyfaces, {', '.join(DETECTORS)})")
+    if detector_weights:
+        raise InputError(f"--detector-weights: takes a Tiny Faces checkpoint, not used by --detector {name}")
+    return DETECTORS[name](device=device)
 
 
 def read_hr(path: Path) -> np.ndarray:
@@ -295,14 +308,16 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         lr_jpeg_quality: int | None = None, synth_images: int = synth_faces.DEFAULT_N,
         out: str | Path = "results/tinyface", device: str = "auto", seed: int = 0, limit: int | None = None,
         cache_dir: str | Path | None = None, keep_going: bool = False,
-        restorers: dict[str, restore.Restorer] | None = None, detector: Detector | None = None) -> pd.DataFrame | None:
+        restorers: dict[str, restore.Restorer] | None = None,
+        detector: Detector | str | None = None) -> pd.DataFrame | None:
     """Compute Table III into ``out``: ``predictions/<variant>/`` (official format) and ``<variant>.json``,
     ``table3.csv``, ``table3.md``, ``fig6_pr.png``, ``scene.png``, ``run.json``; returns the table (None on torchrun
     ranks > 0, which only detect their share).
 
     ``cache_dir``: the restoration cache (None: none). ``keep_going``: score unusable images as failed instead of
     refusing the dataset. ``restorers`` adds rows (name -> restorer applied to the LR image); ``detector`` replaces
-    Tiny Faces (its ``cache_key`` attribute, if any, lets a finished row be reused and a killed one resumed)."""
+    Tiny Faces: a name of DETECTORS or a callable (its ``cache_key`` attribute, if any, lets a finished row be reused
+    and a killed one resumed)."""
     torch.manual_seed(seed)
     if lr_jpeg_quality is not None and not 1 <= lr_jpeg_quality <= 100:
         raise InputError(f"--lr-jpeg-quality: {lr_jpeg_quality} is not a JPEG quality in 1..100")
@@ -313,6 +328,8 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
     settings = {"device": str(torch_device)}
     rows_wanted = [build_variant(v, cajnn_weights, settings) for v in variants]
     rows_wanted += [Variant(name, r) for name, r in (restorers or {}).items()]
+    if isinstance(detector, str):
+        detector = None if detector == "tinyfaces" else named_detector(detector, detector_weights, torch_device)
     if detector is None:
         detector, detector_key = build_detector(detector_weights, templates, torch_device)
     else:
@@ -390,6 +407,9 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("tinyface task (Table III)")
+    g.add_argument("--detector", choices=["tinyfaces", *DETECTORS], default="tinyfaces",
+                   help="tinyfaces (default: Tiny Faces, see --detector-weights) or mtcnn (MTCNN with the weights "
+                   "of the facenet-pytorch package: pip install --no-deps facenet-pytorch)")
     g.add_argument("--detector-weights", help="Tiny Faces checkpoint: tiny-faces-pytorch's released file, a bare "
                    "state_dict or our float16 safetensors (default: the bundled ResNet-18 variant trained on "
                    "synthetic scenes)")
@@ -407,4 +427,4 @@ def run_from_args(args: argparse.Namespace) -> pd.DataFrame | None:
                cajnn_weights=args.cajnn_weights, templates=args.templates, matlab=args.matlab,
                lr_jpeg_quality=args.lr_jpeg_quality, synth_images=args.synth_images,
                out=args.out or "results/tinyface", device=args.device, seed=args.seed, limit=args.limit,
-               cache_dir=args.cache_dir, keep_going=args.keep_going)
+               cache_dir=args.cache_dir, keep_going=args.keep_going, detector=args.detector)
