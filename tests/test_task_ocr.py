@@ -79,6 +79,21 @@ def test_python_api_takes_any_restorer_and_recognizer(tmp_path, icdar_dir):
     assert [int(h) * 4 for h in raw["prediction"]] == [int(h) for h in bicubic["prediction"]]
 
 
+def test_function_recognizers_without_cache_key_are_never_reused(tmp_path, icdar_dir, capsys):
+    def reads_height(images):
+        return [(str(img.shape[0]), 1.0) for img in images]
+
+    def reads_width(images):
+        return [(str(img.shape[1]), 1.0) for img in images]
+
+    for recognizer, axis in ((reads_height, 0), (reads_width, 1), (reads_height, 0)):
+        ocr.run(data_root=str(icdar_dir), variants=["raw"], text_recognizer=recognizer, out=tmp_path, device="cpu")
+        frame = ocr.read_predictions(tmp_path / "predictions_raw.csv")
+        sizes = [str(ocr.decode_image((icdar_dir / IMAGES_DIR / i).read_bytes(), i).shape[axis]) for i in frame["image"]]
+        assert list(frame["prediction"]) == sizes
+        assert capsys.readouterr().out.count("has no cache_key attribute") == 1
+
+
 def test_subset_filters_labels(tmp_path, tiny_recognizer):
     root = tmp_path / "data"
     images = root / IMAGES_DIR

@@ -109,6 +109,11 @@ def build_recognizer(recognizer: str, recognizer_weights: str | None, device: st
     return text_recognizer, f"{path.name}|{sha256_of(path)}"
 
 
+def recognizer_label(recognizer: TextRecognizerFn) -> str:
+    """A readable name of a recognizer for messages and the table title (not an identity for reuse)."""
+    return str(getattr(recognizer, "name", getattr(recognizer, "__qualname__", type(recognizer).__name__)))
+
+
 def read_items(data_root: str | None, subset: str, seed: int, limit: int | None, cache_dir: Path,
                ctx: distributed.Context | None = None) -> tuple[list[WordItem], str]:
     """Word items of ``data_root`` (native ICDAR2013 layout, or every LMDB under it) or of the embedded default
@@ -223,10 +228,11 @@ def run_items(indices: list[int], restorer: restore.Restorer, recognizer: TextRe
 
 
 def evaluate_variant(restorer: restore.Restorer, recognizer: TextRecognizerFn, data: Dataset, log: ProgressLog,
-                     cache: RestorationCache | None, batch_size: int, ctx: distributed.Context) -> list[dict] | None:
+                     cache: RestorationCache | None, batch_size: int, ctx: distributed.Context,
+                     resume: bool = True) -> list[dict] | None:
     """Every crop's record, in data order, on rank 0 (None on the others): those ``log`` already holds from an
-    interrupted run, the rest computed now, sharded over the torchrun ranks."""
-    done = log.done()
+    interrupted run (when ``resume``), the rest computed now, sharded over the torchrun ranks."""
+    done = log.done() if resume else {}
     todo = [i for i, image_id in enumerate(data.ids) if image_id not in done]
     if done and ctx.is_main:
         tqdm.write(f"{restorer.name}: resuming, {len(data.ids) - len(todo)} of {len(data.ids)} crops already finished")
@@ -311,8 +317,9 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
     """Compute Table II into ``out``: ``predictions_<variant>.csv`` (+ ``.json`` with its key and timings),
     ``table2.csv``, ``table2.md``, ``samples.png``, ``run.json``; returns the table (None on torchrun ranks > 0).
 
-    ``restorers`` adds named variants; ``text_recognizer`` replaces the recognizer (its ``cache_key`` or ``name``
-    attribute identifies it for reuse). ``cache_dir``: LMDB cache of restored crops (None: none). Under torchrun
+    ``restorers`` adds named variants; ``text_recognizer`` replaces the recognizer: only with a ``cache_key``
+    attribute (a string that changes whenever its predictions would) are its finished predictions reused and a
+    killed run resumed; without one (e.g. a plain function) every run recomputes them. ``cache_dir``: LMDB cache of restored crops (None: none). Under torchrun
     each rank restores and recognises a share of the crops and rank 0 writes the files; a killed run resumes from
     the crops it had finished (``predictions_<variant>.parts/``).
     """
@@ -331,9 +338,13 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
     if text_recognizer is None:
         text_recognizer, recognizer_key = build_recognizer(recognizer, recognizer_weights, str(ctx.device),
                                                            batch_size)
+        recognizer_name = recognizer_key.split("|")[0]
     else:
-        recognizer_key = str(getattr(text_recognizer, "cache_key", getattr(text_recognizer, "name",
-                                                                            type(text_recognizer).__name__)))
+        recognizer_name = recognizer_label(text_recognizer)
+        recognizer_key = getattr(text_recognizer, "cache_key", None)
+        if recognizer_key is None and ctx.is_main:
+            print(f"note: recognizer {recognizer_name} has no cache_key attribute, so its "
+                  f"predictions are recomputed, never reused from {out}")
     data = load_dataset(data_root, subset, seed, limit, out / ".data", keep_going, ctx)
     cache = open_cache(cache_dir)
 
@@ -342,10 +353,11 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
         distributed.barrier(ctx)  # rank 0 has written the previous variant's files
         csv_path, meta_path = out / f"predictions_{name}.csv", out / f"predictions_{name}.json"
         key = f"{restorer.cache_key}||{recognizer_key}||{data.digest}"
-        meta = finished(csv_path, meta_path, key, len(data.ids))
+        meta = finished(csv_path, meta_path, key, len(data.ids)) if recognizer_key is not None else None
         if meta is None:
             log = ProgressLog(out / f"predictions_{name}.parts", key, ctx.rank)
-            records = evaluate_variant(restorer, text_recognizer, data, log, cache, batch_size, ctx)
+            records = evaluate_variant(restorer, text_recognizer, data, log, cache, batch_size, ctx,
+                                       resume=recognizer_key is not None)
             if not ctx.is_main:
                 continue
             write_csv(predictions_frame(records, data), csv_path)
@@ -381,7 +393,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
                    "857": "IC13_857 (alphanumeric, >= 3 characters)"}[subset]
     failed = [f"- {data.ids[i]}: {p}" for i, p in enumerate(data.problems) if p]
     title = (f"Table II: word accuracy (%, case-insensitive [0-9a-z], clovaai test.py), recognizer "
-             f"{recognizer_key.split('|')[0]}\n\nData: {data.description}; subset {subset}: {subset_text}; "
+             f"{recognizer_name}\n\nData: {data.description}; subset {subset}: {subset_text}; "
              f"{len(data.ids)} crops scored{f' (--limit {limit})' if limit else ''}"
              f"{f', {len(failed)} unusable and scored as failed (--keep-going)' if failed else ''}. "
              "Times in seconds for all crops, summed over processes, after a warm-up: decode, restore (this run; "
@@ -392,7 +404,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
     write_atomic(out / "table2.md", title + markdown_table(shown) + notes)
     write_json(out / "run.json", run_metadata(ctx.device, task="ocr", data=data.description, data_root=data_root,
                                               subset=subset, n=len(data.ids), data_sha256=data.digest,
-                                              recognizer=recognizer_key, ranks=ctx.world,
+                                              recognizer=recognizer_key or recognizer_name, ranks=ctx.world,
                                               cache_dir=str(cache_dir) if cache_dir else None,
                                               restorers={n: r.cache_key for n, r in chosen.items()}))
     print(title + markdown_table(shown) + notes)
