@@ -58,12 +58,21 @@ def test_lf_without_bom_reads_the_same(tmp_path):
 
 
 def test_subsets_follow_the_1015_and_857_rules():
-    labels = ["Tiredness", "A", "it's", "to", "kills", "2013", "", "e-mail", "OK"]
+    labels = ["Tiredness", "A", "it's", "to", "kills", "2013", "", "e-mail", "OK", "x" * 25, "x" * 26]
     assert [lb for lb in labels if in_subset(lb, "all")] == labels
-    assert [lb for lb in labels if in_subset(lb, "1015")] == ["Tiredness", "A", "to", "kills", "2013", "OK"]
-    assert [lb for lb in labels if in_subset(lb, "857")] == ["Tiredness", "kills", "2013"]
+    assert [lb for lb in labels if in_subset(lb, "1015")] == ["Tiredness", "A", "to", "kills", "2013", "OK", "x" * 25]
+    assert [lb for lb in labels if in_subset(lb, "857")] == ["Tiredness", "kills", "2013", "x" * 25]
     with pytest.raises(InputError, match="unknown ICDAR2013 subset '900'"):
         in_subset("a", "900")
+
+
+@pytest.mark.parametrize("subset", ["1015", "857"])
+def test_ic13_subsets_are_exactly_the_standard_lists(shared_data, subset):
+    root = shared_data / "text" / "IC13"
+    listed = [line.split("\t") for line in (root / f"gt_subset_{subset}.tsv").read_text().splitlines()]
+    items = read_icdar2013(root, subset)
+    assert len(items) == int(subset)
+    assert [(f"{IMAGES_DIR}/{i.id}", i.label) for i in items] == [tuple(row) for row in listed]
 
 
 def test_read_icdar2013_subset_keeps_gt_order(tmp_path):

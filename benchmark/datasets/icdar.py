@@ -7,8 +7,8 @@ ICDAR2013 (RRC downloads `Challenge2_Test_Task3_Images.zip`, `Challenge2_Test_Ta
 clovaai LMDB (`create_lmdb_dataset.py`): keys `num-samples` (ASCII int), `image-%09d` (encoded image bytes),
 `label-%09d` (UTF-8), indices from 1; every folder holding a `data.mdb` is one dataset.
 
-Subsets of the 1,095 test words (Baek et al. 2019, Sec. 2): IC13_1015 keeps the purely alphanumeric labels, IC13_857
-additionally drops words shorter than 3 characters.
+Subsets of the 1,095 test words (Baek et al. 2019, Sec. 2): IC13_1015 keeps the labels clovaai's default filter keeps
+(at most 25 characters, alphanumeric), empty ones dropped; IC13_857 additionally drops words shorter than 3 characters.
 
 Command: `python -m benchmark.datasets.icdar to-lmdb SRC_DIR DST_DIR [--subset all|1015|857]`.
 """
@@ -28,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 
 from benchmark.errors import InputError
 from benchmark.images import to_rgb_uint8
+from benchmark.metrics.text import kept_by_filter
 
 IMAGES_DIR = "Challenge2_Test_Task3_Images"
 GT_FILE = "Challenge2_Test_Task3_GT.txt"
@@ -35,7 +36,6 @@ SUBSETS = ("all", "1015", "857")
 
 _GT_LINE = re.compile(r'\s*(?P<name>[^,]*?)\s*,\s*"(?P<label>.*)"\s*')
 _ESCAPE = re.compile(r'\\(["\\])')
-_ALPHANUMERIC = re.compile(r"[0-9A-Za-z]+")
 
 
 @dataclass(frozen=True)
@@ -120,12 +120,13 @@ def read_gt(gt_path: str | Path) -> list[tuple[str, str, int]]:
 
 
 def in_subset(label: str, subset: str) -> bool:
-    """all: every word; 1015: purely alphanumeric labels; 857: alphanumeric and at least 3 characters."""
+    """all: every word; 1015: the labels clovaai's default filter keeps (at most 25 characters, lowercased all in
+    [0-9a-z]), empty ones dropped; 857: those of at least 3 characters."""
     if subset not in SUBSETS:
         raise InputError(f"unknown ICDAR2013 subset {subset!r} (choose from {', '.join(SUBSETS)})")
     if subset == "all":
         return True
-    return _ALPHANUMERIC.fullmatch(label) is not None and (subset == "1015" or len(label) >= 3)
+    return kept_by_filter(label) and len(label) >= (1 if subset == "1015" else 3)
 
 
 def _file_reader(path: Path) -> Callable[[], bytes]:

@@ -55,9 +55,12 @@ def score(predictions: Sequence[str], labels: Sequence[str], sensitive: bool = F
     return {"accuracy": correct / n * 100, "norm_ed": norm_ed / n, "correct": correct, "n": n}
 
 
+def kept_by_filter(label: str, charset: str = ALPHANUMERIC, max_length: int = 25) -> bool:
+    """clovaai `LmdbDataset`'s default filtering: a label is dropped when it is longer than `max_length`
+    (`batch_max_length`, on the raw label) or, lowercased, has a character outside `charset`."""
+    return len(label) <= max_length and all(c in charset for c in label.lower())
+
+
 def filter_labels(labels: Sequence[str], charset: str = ALPHANUMERIC, max_length: int = 25) -> list[int]:
-    """Indices kept by clovaai `LmdbDataset`'s default filtering: a label is dropped when it is longer than
-    `max_length` (`batch_max_length`, on the raw label) or, lowercased, has a character outside `charset`."""
-    allowed = set(charset)
-    return [i for i, label in enumerate(labels)
-            if len(label) <= max_length and all(c in allowed for c in label.lower())]
+    """Indices of the labels `kept_by_filter`."""
+    return [i for i, label in enumerate(labels) if kept_by_filter(label, charset, max_length)]
