@@ -6,14 +6,17 @@ MATLAB bicubic back to the input size); control ``bicubic_x4``. Any restorer (``
 
 Data: ICDAR2013 Task 3 (native layout or clovaai LMDB) under ``--data-root``, subset all/1015/857; without it the
 embedded default, synthetic low-resolution JPEG word crops (`benchmark.datasets.synth_text`). Scoring follows
-clovaai ``test.py`` (case-insensitive, [0-9a-z]). Per variant a predictions CSV; a finished variant is reused when
-its restorer, recognizer and data are unchanged. Timings: warm-up first, device synchronised, per stage.
+clovaai ``test.py`` (case-insensitive, [0-9a-z]): a case-insensitive recognizer's predictions are compared as they
+are, a case-sensitive one's (or one of unknown charset) lowercased and stripped as with ``--sensitive
+--data_filtering_off``. Per variant a predictions CSV; a finished variant is reused when its restorer, recognizer
+and data are unchanged. Timings: warm-up first, device synchronised, per stage.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import operator
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -32,7 +35,7 @@ from benchmark.datasets.icdar import (GT_FILE, IMAGES_DIR, SUBSETS, WordItem, de
                                      read_icdar2013, read_lmdb)
 from benchmark.datasets.synth_text import DEFAULT_N, default_test_set
 from benchmark.errors import InputError, refuse_unusable
-from benchmark.metrics.text import normalize_label, normalize_prediction, score
+from benchmark.metrics.text import case_sensitive, compared, score
 from benchmark.progress import ProgressLog
 from benchmark.report import device_description, markdown_table, run_metadata, write_atomic, write_csv, write_json
 from models.text import (Recognizer, RecognizerConfig, TextRecognizer, converter_for, find_easyocr_english_g2,
@@ -112,6 +115,11 @@ def build_recognizer(recognizer: str, recognizer_weights: str | None, device: st
 def recognizer_label(recognizer: TextRecognizerFn) -> str:
     """A readable name of a recognizer for messages and the table title (not an identity for reuse)."""
     return str(getattr(recognizer, "name", getattr(recognizer, "__qualname__", type(recognizer).__name__)))
+
+
+def recognizer_charset(recognizer: TextRecognizerFn) -> str | None:
+    """The characters a recognizer can output: its ``charset`` attribute or its converter's (None: unknown)."""
+    return getattr(recognizer, "charset", getattr(getattr(recognizer, "converter", None), "charset", None))
 
 
 def read_items(data_root: str | None, subset: str, seed: int, limit: int | None, cache_dir: Path,
@@ -245,11 +253,12 @@ def evaluate_variant(restorer: restore.Restorer, recognizer: TextRecognizerFn, d
     return [done[image_id] for image_id in data.ids]
 
 
-def predictions_frame(records: list[dict], data: Dataset) -> pd.DataFrame:
+def predictions_frame(records: list[dict], data: Dataset, sensitive: bool) -> pd.DataFrame:
+    """One row per crop; ``correct`` as test.py compares (``sensitive``: a case-sensitive recognizer)."""
     return pd.DataFrame({
         "image": data.ids, "label": data.labels, "prediction": [r["prediction"] for r in records],
         "confidence": [r["confidence"] for r in records],
-        "correct": [not r["error"] and normalize_prediction(r["prediction"]) == normalize_label(label)
+        "correct": [not r["error"] and operator.eq(*compared(r["prediction"], label, sensitive, True))
                     for r, label in zip(records, data.labels)],
         "error": [r["error"] for r in records]})
 
@@ -345,6 +354,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
         if recognizer_key is None and ctx.is_main:
             print(f"note: recognizer {recognizer_name} has no cache_key attribute, so its "
                   f"predictions are recomputed, never reused from {out}")
+    sensitive = case_sensitive(recognizer_charset(text_recognizer))
     data = load_dataset(data_root, subset, seed, limit, out / ".data", keep_going, ctx)
     cache = open_cache(cache_dir)
 
@@ -360,7 +370,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
                                        resume=recognizer_key is not None)
             if not ctx.is_main:
                 continue
-            write_csv(predictions_frame(records, data), csv_path)
+            write_csv(predictions_frame(records, data, sensitive), csv_path)
             meta = {"key": key, "device": device_description(ctx.device), "ranks": ctx.world,
                     "time_decode_s": data.decode_s,
                     **{f"time_{k}": sum(r[k] for r in records) for k in ("restore_s", "recognize_s")},
@@ -372,7 +382,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
             continue
         frame = read_predictions(csv_path)
         predictions[name] = frame
-        scores = score(frame["prediction"].tolist(), frame["label"].tolist())
+        scores = score(frame["prediction"].tolist(), frame["label"].tolist(), sensitive, data_filtering_off=True)
         total = meta["time_decode_s"] + meta["time_restore_s"] + meta["time_recognize_s"]
         rows.append({"variant": name, "accuracy": round(scores["accuracy"], 2), "norm_ed": round(scores["norm_ed"], 4),
                      "correct": scores["correct"], "n": scores["n"], "failed": int((frame["error"] != "").sum()),
@@ -392,7 +402,9 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
     subset_text = {"all": "all crops", "1015": "IC13_1015 (alphanumeric labels)",
                    "857": "IC13_857 (alphanumeric, >= 3 characters)"}[subset]
     failed = [f"- {data.ids[i]}: {p}" for i, p in enumerate(data.problems) if p]
-    title = (f"Table II: word accuracy (%, case-insensitive [0-9a-z], clovaai test.py), recognizer "
+    protocol = ("case-sensitive recognizer: prediction and label lowercased and stripped, test.py --sensitive "
+                "--data_filtering_off" if sensitive else "case-insensitive recognizer: predictions as they are")
+    title = (f"Table II: word accuracy (%, case-insensitive [0-9a-z], clovaai test.py; {protocol}), recognizer "
              f"{recognizer_name}\n\nData: {data.description}; subset {subset}: {subset_text}; "
              f"{len(data.ids)} crops scored{f' (--limit {limit})' if limit else ''}"
              f"{f', {len(failed)} unusable and scored as failed (--keep-going)' if failed else ''}. "
