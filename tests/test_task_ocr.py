@@ -139,6 +139,25 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, capsys, tiny_recogniz
     assert "Traceback" not in err and not (tmp_path / "out" / "table2.csv").exists()
 
 
+def test_malformed_lines_are_named_with_the_other_unusable_items(tmp_path, capsys, tiny_recognizer):
+    lines = ['word_1.png, "ok"', 'word_2.png, "bad"', 'word_1.png "no comma"', 'word_3.png, "gone"',
+             '../../etc/passwd, "root"', 'word_1.png, "again"']
+    root = bad_dataset(tmp_path / "data", lines, broken="word_2.png")
+    args = ["--task", "ocr", "--data-root", str(root), "--out", str(tmp_path / "out"), "--device", "cpu",
+            "--variants", "raw", "--recognizer-weights", str(tiny_recognizer)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: 5 of 6 word crops are unusable") and "Traceback" not in err
+    for message in ("GT.txt:3: malformed line", "word_2.png: cannot decode image", "GT.txt:4: image word_3.png not",
+                    "GT.txt:5: image path '../../etc/passwd' escapes", "GT.txt:6: word_1.png already listed on line 1"):
+        assert message in err
+    assert main(args + ["--keep-going"]) == 0
+    table = pd.read_csv(tmp_path / "out" / "table2.csv")
+    assert table[["n", "failed"]].values.tolist() == [[4, 3]]
+    md = (tmp_path / "out" / "table2.md").read_text()
+    assert "3 unusable and scored as failed" in md and "2 malformed GT lines skipped" in md and "GT.txt:3:" in md
+
+
 def test_wrong_architecture_checkpoint_names_the_keys(tmp_path, capsys, icdar_dir):
     torch.save({"conv.weight": torch.zeros(3, 3)}, tmp_path / "other.pth")
     code = main(["--task", "ocr", "--data-root", str(icdar_dir), "--recognizer-weights", str(tmp_path / "other.pth"),

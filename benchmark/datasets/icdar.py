@@ -90,8 +90,10 @@ def _inside(folder: Path, name: str, where: str) -> Path:
     return folder / relative
 
 
-def read_gt(gt_path: str | Path) -> list[tuple[str, str, int]]:
-    """(image name, label, line number) per non-blank line of an ICDAR2013 Task 3 GT file."""
+def read_gt(gt_path: str | Path, malformed: list[str] | None = None) -> list[tuple[str, str, int]]:
+    """(image name, label, line number) per non-blank line of an ICDAR2013 Task 3 GT file.
+
+    A malformed or repeated line raises, or with a ``malformed`` list is described there and skipped."""
     gt_path = Path(gt_path)
     try:
         data = gt_path.read_bytes()
@@ -110,10 +112,17 @@ def read_gt(gt_path: str | Path) -> list[tuple[str, str, int]]:
         match = _GT_LINE.fullmatch(line)
         if match is None or not match["name"]:
             shown = line if len(line) <= 80 else line[:77] + "..."
-            raise InputError(f'{gt_path}:{number}: malformed line {shown!r}, expected: word_N.png, "label"')
+            problem = f'{gt_path}:{number}: malformed line {shown!r}, expected: word_N.png, "label"'
+        elif match["name"] in seen:
+            problem = f"{gt_path}:{number}: {match['name']} already listed on line {seen[match['name']]}"
+        else:
+            problem = ""
+        if problem:
+            if malformed is None:
+                raise InputError(problem)
+            malformed.append(problem)
+            continue
         name = match["name"]
-        if name in seen:
-            raise InputError(f"{gt_path}:{number}: {name} already listed on line {seen[name]}")
         seen[name] = number
         entries.append((name, _unescape(match["label"]), number))
     return entries
@@ -138,11 +147,13 @@ def _file_reader(path: Path) -> Callable[[], bytes]:
     return read
 
 
-def read_icdar2013(root: str | Path, subset: str = "all", strict: bool = True) -> list[WordItem]:
+def read_icdar2013(root: str | Path, subset: str = "all", strict: bool = True,
+                   malformed: list[str] | None = None) -> list[WordItem]:
     """Items of ROOT in GT order; every listed image must exist (checked now, decoded on `WordItem.image()`).
 
-    ``strict=False`` keeps a missing or unsafe image as an item with its ``problem`` set instead of raising, so a
-    caller can name every bad item at once (the GT file itself must still parse).
+    ``strict=False`` keeps a missing or unsafe image as an item with its ``problem`` set instead of raising, and
+    with a ``malformed`` list the GT lines that cannot be read are described there (`read_gt`), so a caller can
+    name every bad item at once.
     """
     root = Path(root)
     images, gt_path = root / IMAGES_DIR, root / GT_FILE
@@ -153,7 +164,7 @@ def read_icdar2013(root: str | Path, subset: str = "all", strict: bool = True) -
     if not images.is_dir():
         raise InputError(f"{root}: no {IMAGES_DIR}/ folder")
     items = []
-    for name, label, number in read_gt(gt_path):
+    for name, label, number in read_gt(gt_path, malformed):
         if not in_subset(label, subset):
             continue
         try:

@@ -54,7 +54,8 @@ TextRecognizerFn = Callable[[Sequence[np.ndarray]], list[tuple[str, float]]]
 class Dataset:
     """Decoded word crops with their labels, a description for the table, and a digest of ids, labels and bytes.
 
-    An unusable crop (``--keep-going``) has image None and its reason in ``problems``; it is scored as failed."""
+    An unusable crop (``--keep-going``) has image None and its reason in ``problems``; it is scored as failed. A GT
+    line that cannot be read has no crop to score: ``--keep-going`` skips it, described in ``skipped``."""
 
     ids: list[str]
     labels: list[str]
@@ -63,6 +64,7 @@ class Dataset:
     description: str
     digest: str
     decode_s: float
+    skipped: list[str]
 
 
 def build_variant(name: str, cajnn_weights: str | None, settings: dict) -> restore.Restorer:
@@ -123,22 +125,24 @@ def recognizer_charset(recognizer: TextRecognizerFn) -> str | None:
 
 
 def read_items(data_root: str | None, subset: str, seed: int, limit: int | None, cache_dir: Path,
-               ctx: distributed.Context | None = None) -> tuple[list[WordItem], str]:
+               ctx: distributed.Context | None = None) -> tuple[list[WordItem], str, list[str]]:
     """Word items of ``data_root`` (native ICDAR2013 layout, or every LMDB under it) or of the embedded default
     (with ``limit``, only its first ``limit`` crops are generated: crop i does not depend on the set's size; under
-    torchrun rank 0 generates it while the others wait)."""
+    torchrun rank 0 generates it while the others wait), a description, and the malformed GT lines skipped."""
     if data_root is None:
         if ctx is not None and ctx.distributed:
             if ctx.is_main:
                 default_test_set(cache_dir, limit or DEFAULT_N, seed)
             distributed.barrier(ctx)
         root = default_test_set(cache_dir, limit or DEFAULT_N, seed)
-        return read_icdar2013(root, subset), f"embedded synthetic ICDAR2013-layout crops (seed {seed})"
+        return read_icdar2013(root, subset), f"embedded synthetic ICDAR2013-layout crops (seed {seed})", []
     root = Path(data_root)
     if not root.is_dir():
         raise InputError(f"{root}: --data-root folder not found")
     if (root / GT_FILE).is_file() or (root / IMAGES_DIR).is_dir():
-        return read_icdar2013(root, subset, strict=False), f"ICDAR2013 Task 3 folder {root}"
+        malformed: list[str] = []
+        items = read_icdar2013(root, subset, strict=False, malformed=malformed)
+        return items, f"ICDAR2013 Task 3 folder {root}", malformed
     dirs = lmdb_dirs(root)
     if not dirs:
         raise InputError(f"{root}: neither an ICDAR2013 Task 3 folder ({GT_FILE}, {IMAGES_DIR}/) nor LMDB data.mdb")
@@ -147,19 +151,20 @@ def read_items(data_root: str | None, subset: str, seed: int, limit: int | None,
         prefix = "" if len(dirs) == 1 else f"{d.relative_to(root)}/"
         items += [WordItem(prefix + i.id, i.label, i.origin, i.read) for i in read_lmdb(d)
                   if in_subset(i.label, subset)]
-    return items, f"clovaai LMDB {root}"
+    return items, f"clovaai LMDB {root}", []
 
 
 def load_dataset(data_root: str | None, subset: str, seed: int, limit: int | None, cache_dir: Path,
                  keep_going: bool = False, ctx: distributed.Context | None = None) -> Dataset:
     """Read and decode every crop before any work. Unusable crops (missing, unsafe path, undecodable, too small)
-    are all named in one error, or with ``keep_going`` kept as failed items."""
+    and malformed GT lines are all named in one error, or with ``keep_going`` kept as failed items (malformed
+    lines skipped)."""
     if subset not in SUBSETS:
         raise InputError(f"--subset: unknown {subset!r} (choose from {', '.join(SUBSETS)})")
-    items, description = read_items(data_root, subset, seed, limit, cache_dir, ctx)
+    items, description, malformed = read_items(data_root, subset, seed, limit, cache_dir, ctx)
     if limit:
         items = items[:limit]
-    if not items:
+    if not items and (keep_going or not malformed):
         raise InputError(f"{data_root}: no word crop in subset {subset}")
     digest = hashlib.sha256()
     images, problems = [], []
@@ -177,9 +182,10 @@ def load_dataset(data_root: str | None, subset: str, seed: int, limit: int | Non
         images.append(image)
         problems.append(problem)
     if not keep_going:
-        refuse_unusable([p for p in problems if p], len(items), "word crops", "--keep-going scores them as failed")
+        refuse_unusable(malformed + [p for p in problems if p], len(items) + len(malformed), "word crops",
+                        "--keep-going scores unusable crops as failed and skips malformed lines")
     return Dataset([i.id for i in items], [i.label for i in items], images, problems, description,
-                   digest.hexdigest(), time.perf_counter() - start)
+                   digest.hexdigest(), time.perf_counter() - start, malformed)
 
 
 def decode_checked(item: WordItem, data: bytes) -> np.ndarray:
@@ -407,15 +413,18 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
     title = (f"Table II: word accuracy (%, case-insensitive [0-9a-z], clovaai test.py; {protocol}), recognizer "
              f"{recognizer_name}\n\nData: {data.description}; subset {subset}: {subset_text}; "
              f"{len(data.ids)} crops scored{f' (--limit {limit})' if limit else ''}"
-             f"{f', {len(failed)} unusable and scored as failed (--keep-going)' if failed else ''}. "
+             f"{f', {len(failed)} unusable and scored as failed (--keep-going)' if failed else ''}"
+             f"{f', {len(data.skipped)} malformed GT lines skipped (--keep-going)' if data.skipped else ''}. "
              "Times in seconds for all crops, summed over processes, after a warm-up: decode, restore (this run; "
              "cache reads are near zero), restore_compute (what computing the restoration cost, kept in the "
              "cache), recognize (resize + model).\n\n")
     notes = "\n\nUnusable crops:\n" + "\n".join(failed) + "\n" if failed else ""
+    notes += "\n\nSkipped GT lines:\n" + "".join(f"- {p}\n" for p in data.skipped) if data.skipped else ""
     shown = table.drop(columns=["restorer"])
     write_atomic(out / "table2.md", title + markdown_table(shown) + notes)
     write_json(out / "run.json", run_metadata(ctx.device, task="ocr", data=data.description, data_root=data_root,
                                               subset=subset, n=len(data.ids), data_sha256=data.digest,
+                                              skipped_gt_lines=data.skipped,
                                               recognizer=recognizer_key or recognizer_name, ranks=ctx.world,
                                               cache_dir=str(cache_dir) if cache_dir else None,
                                               restorers={n: r.cache_key for n, r in chosen.items()}))
