@@ -210,9 +210,13 @@ def run_items(indices: list[int], restorer: restore.Restorer, recognizer: TextRe
               cache: RestorationCache | None, log: ProgressLog, batch_size: int, device: torch.device,
               show_progress: bool) -> list[dict]:
     """Restore (through the cache) and recognise the crops ``indices`` batch by batch; every finished batch goes to
-    ``log`` before the next starts. Returns one record per crop: prediction, confidence, error and seconds."""
-    if indices:  # warm-up on a blank crop, not timed and not cached
-        recognizer([restorer(np.full((16, 48, 3), 128, np.uint8))])
+    ``log`` before the next starts. Returns one record per crop: prediction, confidence, error and seconds.
+
+    Warm-up, not timed: the restorer on a blank crop (not cached), and the recognizer on the first real batch, run
+    once more before its timed run, so lazy initialisation and the first inputs' shapes (batch size, widths) are
+    not charged to whichever variant happens to run first."""
+    if indices:
+        restorer(np.full((16, 48, 3), 128, np.uint8))
     records = []
     bar = tqdm(total=len(indices), desc=restorer.name, leave=False, dynamic_ncols=True, disable=not show_progress)
     for begin in range(0, len(indices), batch_size):
@@ -229,6 +233,8 @@ def run_items(indices: list[int], restorer: restore.Restorer, recognizer: TextRe
                               cache_hit=result.hit)
                 restored.append(result.image)
             batch_records.append(record)
+        if begin == 0 and restored:
+            recognize_timed(recognizer, restored, device)
         predictions, seconds = recognize_timed(recognizer, restored, device)
         ok = [r for r in batch_records if not r["error"]]
         for record, (text, confidence) in zip(ok, predictions):
