@@ -11,6 +11,7 @@ from benchmark import restore
 from benchmark.cli import main
 from benchmark.datasets.icdar import GT_FILE, IMAGES_DIR, encode_png, write_lmdb
 from benchmark.datasets.synth_text import generate_icdar2013, sample
+from benchmark.degrade import imresize, jpeg
 from benchmark.tasks import ocr
 from models.text import find_easyocr_english_g2
 from models.weights import RECOGNIZER_SYNTH
@@ -122,6 +123,29 @@ def test_variant_order_does_not_move_the_warm_up_into_a_recognize_time(tmp_path,
         assert all(seconds < 0.25 for seconds in times[first].values()), times
 
 
+def test_degraded_ic13_crops_are_downscaled_compressed_and_recorded(tmp_path, shared_data):
+    root = shared_data / "text" / "IC13"
+    seen = []
+
+    def records(images):
+        seen.extend(images)
+        return [(str(img.shape[0]), 1.0) for img in images]
+
+    records.cache_key = "records-v1"
+    table = ocr.run(data_root=str(root), variants=["raw", "bicubic_x4"], text_recognizer=records, limit=6,
+                    lr_downscale=4, lr_jpeg_quality=20, out=tmp_path, device="cpu", batch_size=8)
+    first = ocr.decode_image((root / IMAGES_DIR / "word_1.png").read_bytes(), "word_1.png")
+    lr = jpeg(imresize(first, 1 / 4), 20)
+    assert any(img.shape == lr.shape and np.array_equal(img, lr) for img in seen)
+    raw = ocr.read_predictions(tmp_path / "predictions_raw.csv")
+    assert raw["prediction"].iloc[0] == str(lr.shape[0]) and list(table["n"]) == [6, 6]
+    assert "inputs degraded: x4 MATLAB bicubic down + JPEG q20" in (tmp_path / "table2.md").read_text()
+    meta = json.loads((tmp_path / "run.json").read_text())
+    assert (meta["lr_downscale"], meta["lr_jpeg_quality"]) == (4, 20)
+    ocr.run(data_root=str(root), variants=["raw"], text_recognizer=records, limit=6, out=tmp_path, device="cpu")
+    assert ocr.read_predictions(tmp_path / "predictions_raw.csv")["prediction"].iloc[0] == str(first.shape[0])
+
+
 def test_subset_filters_labels(tmp_path, tiny_recognizer):
     root = tmp_path / "data"
     images = root / IMAGES_DIR
@@ -153,6 +177,9 @@ def bad_dataset(root, gt_lines, broken=None):
     (['word_1.png, "ok"'], None, ["--recognizer-weights", "{root}/junk.pth"], "junk.pth: not a PyTorch checkpoint"),
     (['word_1.png, "ok"'], None, ["--cajnn-weights", "{root}/junk.pth"], "junk.pth: not a loadable PyTorch"),
     (['word_1.png, "ok"'], None, ["--variants", "raw", "srgan"], "--variants: unknown srgan"),
+    (['word_1.png, "ok"'], None, ["--lr-jpeg-quality", "0"], "--lr-jpeg-quality: 0 is not a JPEG quality"),
+    (['word_1.png, "ok"'], None, ["--lr-downscale", "1"], "--lr-downscale: 1 is not a downscale factor"),
+    (['word_1.png, "ok"'], None, ["--lr-downscale", "8"], "word_1.png: image of 20x8 px is too small for"),
 ])
 def test_bad_input_is_one_line_without_traceback(tmp_path, capsys, tiny_recognizer, gt_lines, broken, extra,
                                                  message):

@@ -34,6 +34,7 @@ from benchmark.cache import RestorationCache, open_cache, restore_cached
 from benchmark.datasets.icdar import (GT_FILE, IMAGES_DIR, SUBSETS, WordItem, decode_image, in_subset, lmdb_dirs,
                                      read_icdar2013, read_lmdb)
 from benchmark.datasets.synth_text import DEFAULT_N, default_test_set
+from benchmark.degrade import check_degradation, describe_degradation, imresize, jpeg
 from benchmark.errors import InputError, refuse_unusable
 from benchmark.metrics.text import case_sensitive, compared, score
 from benchmark.progress import ProgressLog
@@ -155,8 +156,11 @@ def read_items(data_root: str | None, subset: str, seed: int, limit: int | None,
 
 
 def load_dataset(data_root: str | None, subset: str, seed: int, limit: int | None, cache_dir: Path,
-                 keep_going: bool = False, ctx: distributed.Context | None = None) -> Dataset:
-    """Read and decode every crop before any work. Unusable crops (missing, unsafe path, undecodable, too small)
+                 keep_going: bool = False, ctx: distributed.Context | None = None, lr_downscale: int | None = None,
+                 lr_jpeg_quality: int | None = None) -> Dataset:
+    """Read and decode every crop before any work, degraded when asked (MATLAB bicubic down by ``lr_downscale``,
+    then JPEG at ``lr_jpeg_quality``; both part of the digest). Unusable crops (missing, unsafe path, undecodable,
+    too small)
     and malformed GT lines are all named in one error, or with ``keep_going`` kept as failed items (malformed
     lines skipped)."""
     if subset not in SUBSETS:
@@ -166,7 +170,7 @@ def load_dataset(data_root: str | None, subset: str, seed: int, limit: int | Non
         items = items[:limit]
     if not items and (keep_going or not malformed):
         raise InputError(f"{data_root}: no word crop in subset {subset}")
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"lr_downscale={lr_downscale}|lr_jpeg_quality={lr_jpeg_quality}".encode())
     images, problems = [], []
     start = time.perf_counter()
     for item in items:
@@ -175,7 +179,7 @@ def load_dataset(data_root: str | None, subset: str, seed: int, limit: int | Non
             try:
                 data = item.read()
                 digest.update(hashlib.sha256(data).digest())
-                image = decode_checked(item, data)
+                image = decode_checked(item, data, lr_downscale, lr_jpeg_quality)
             except InputError as exc:
                 problem = str(exc)
         digest.update(f"{item.id}\0{item.label}\0{problem}\0".encode())
@@ -188,12 +192,18 @@ def load_dataset(data_root: str | None, subset: str, seed: int, limit: int | Non
                    digest.hexdigest(), time.perf_counter() - start, malformed)
 
 
-def decode_checked(item: WordItem, data: bytes) -> np.ndarray:
-    """Decoded crop; one smaller than 2 px cannot be restored."""
+def decode_checked(item: WordItem, data: bytes, lr_downscale: int | None = None,
+                   lr_jpeg_quality: int | None = None) -> np.ndarray:
+    """Decoded crop, degraded as asked; one smaller than 2 px (after the downscale) cannot be restored."""
     image = decode_image(data, item.origin)
+    if lr_downscale:
+        if min(image.shape[:2]) < 2 * lr_downscale:
+            raise InputError(f"{item.origin}: image of {image.shape[1]}x{image.shape[0]} px is too small for "
+                             f"--lr-downscale {lr_downscale} (at least {2 * lr_downscale} px a side)")
+        image = imresize(image, 1 / lr_downscale)
     if min(image.shape[:2]) < 2:
         raise InputError(f"{item.origin}: image of {image.shape[1]}x{image.shape[0]} px is too small to restore")
-    return image
+    return jpeg(image, lr_jpeg_quality) if lr_jpeg_quality else image
 
 
 def recognize_timed(recognizer: TextRecognizerFn, images: list[np.ndarray],
@@ -333,6 +343,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
         recognizer: str = "bundled", recognizer_weights: str | None = None, cajnn_weights: str | None = None,
         batch_size: int = 64, out: str | Path = "results/ocr", device: str = "auto", seed: int = 0,
         limit: int | None = None, cache_dir: str | Path | None = None, keep_going: bool = False,
+        lr_downscale: int | None = None, lr_jpeg_quality: int | None = None,
         restorers: dict[str, restore.Restorer] | None = None,
         text_recognizer: TextRecognizerFn | None = None) -> pd.DataFrame | None:
     """Compute Table II into ``out``: ``predictions_<variant>.csv`` (+ ``.json`` with its key and timings),
@@ -350,6 +361,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
         raise InputError(f"--variants: unknown {', '.join(unknown)} (choose from {', '.join(VARIANTS)})")
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+    check_degradation(lr_downscale, lr_jpeg_quality)
     ctx = distributed.init(device)
     out = Path(out)
     chosen = {v: build_variant(v, cajnn_weights, {"device": str(ctx.device)}) for v in variants}
@@ -367,7 +379,8 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
             print(f"note: recognizer {recognizer_name} has no cache_key attribute, so its "
                   f"predictions are recomputed, never reused from {out}")
     sensitive = case_sensitive(recognizer_charset(text_recognizer))
-    data = load_dataset(data_root, subset, seed, limit, out / ".data", keep_going, ctx)
+    data = load_dataset(data_root, subset, seed, limit, out / ".data", keep_going, ctx, lr_downscale,
+                        lr_jpeg_quality)
     cache = open_cache(cache_dir)
 
     rows, predictions = [], {}
@@ -416,8 +429,10 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
     failed = [f"- {data.ids[i]}: {p}" for i, p in enumerate(data.problems) if p]
     protocol = ("case-sensitive recognizer: prediction and label lowercased and stripped, test.py --sensitive "
                 "--data_filtering_off" if sensitive else "case-insensitive recognizer: predictions as they are")
+    degradation = describe_degradation(lr_downscale, lr_jpeg_quality)
     title = (f"Table II: word accuracy (%, case-insensitive [0-9a-z], clovaai test.py; {protocol}), recognizer "
-             f"{recognizer_name}\n\nData: {data.description}; subset {subset}: {subset_text}; "
+             f"{recognizer_name}{f'; inputs degraded: {degradation}' if degradation else ''}"
+             f"\n\nData: {data.description}; subset {subset}: {subset_text}; "
              f"{len(data.ids)} crops scored{f' (--limit {limit})' if limit else ''}"
              f"{f', {len(failed)} unusable and scored as failed (--keep-going)' if failed else ''}"
              f"{f', {len(data.skipped)} malformed GT lines skipped (--keep-going)' if data.skipped else ''}. "
@@ -430,7 +445,8 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
     write_atomic(out / "table2.md", title + markdown_table(shown) + notes)
     write_json(out / "run.json", run_metadata(ctx.device, task="ocr", data=data.description, data_root=data_root,
                                               subset=subset, n=len(data.ids), data_sha256=data.digest,
-                                              skipped_gt_lines=data.skipped,
+                                              skipped_gt_lines=data.skipped, lr_downscale=lr_downscale,
+                                              lr_jpeg_quality=lr_jpeg_quality,
                                               recognizer=recognizer_key or recognizer_name, ranks=ctx.world,
                                               cache_dir=str(cache_dir) if cache_dir else None,
                                               restorers={n: r.cache_key for n, r in chosen.items()}))
@@ -449,6 +465,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--recognizer-weights", help="recognizer checkpoint (clovaai TRBA .pth, EasyOCR english_g2.pth, "
                    "or a train_recognizer export); overrides --recognizer")
     g.add_argument("--batch-size", type=int, default=64, help="recognizer batch size (default 64)")
+    g.add_argument("--lr-downscale", type=int, help="MATLAB-bicubic downscale every crop by this factor (e.g. 4) "
+                   "before the variants, to ask whether restoration helps small crops (default: the crops as they "
+                   "are, as in the paper); --lr-jpeg-quality adds JPEG after it")
 
 
 def run_from_args(args: argparse.Namespace) -> pd.DataFrame:
@@ -456,4 +475,5 @@ def run_from_args(args: argparse.Namespace) -> pd.DataFrame:
                recognizer=args.recognizer,
                recognizer_weights=args.recognizer_weights, cajnn_weights=args.cajnn_weights,
                batch_size=args.batch_size, out=args.out or "results/ocr", device=args.device, seed=args.seed,
-               limit=args.limit, cache_dir=args.cache_dir, keep_going=args.keep_going)
+               limit=args.limit, cache_dir=args.cache_dir, keep_going=args.keep_going,
+               lr_downscale=args.lr_downscale, lr_jpeg_quality=args.lr_jpeg_quality)
