@@ -9,7 +9,7 @@ import torch
 
 from benchmark import restore
 from benchmark.cli import main
-from benchmark.datasets.icdar import GT_FILE, IMAGES_DIR, encode_png, write_lmdb
+from benchmark.datasets.icdar import GT_FILE, IMAGES_DIR, encode_png, write_flat, write_lmdb
 from benchmark.datasets.synth_text import generate_icdar2013, sample
 from benchmark.degrade import imresize, jpeg
 from benchmark.tasks import ocr
@@ -49,18 +49,24 @@ def test_embedded_default_end_to_end_and_reuse(tmp_path, capsys):
     assert pd.read_csv(out / "table2.csv").equals(table)
 
 
-def test_data_root_native_and_lmdb_give_the_same_predictions(tmp_path, icdar_dir, tiny_recognizer):
+def test_data_root_native_lmdb_and_flat_give_the_same_predictions(tmp_path, icdar_dir, tiny_recognizer):
     common = ["--task", "ocr", "--variants", "raw", "bicubic_x4", "--recognizer-weights", str(tiny_recognizer),
               "--device", "cpu", "--batch-size", "2"]
     assert main(common + ["--data-root", str(icdar_dir), "--out", str(tmp_path / "native")]) == 0
     items = [(line.split('"')[1], (icdar_dir / IMAGES_DIR / line.split(",")[0]).read_bytes())
              for line in (icdar_dir / GT_FILE).read_text().splitlines()]
     write_lmdb(tmp_path / "lmdb" / "IC13", items)
+    write_flat(tmp_path / "flat", [(f"crops/{i}.png", label, data) for i, (label, data) in enumerate(items)])
     assert main(common + ["--data-root", str(tmp_path / "lmdb"), "--out", str(tmp_path / "lmdb_out")]) == 0
+    assert main(common + ["--data-root", str(tmp_path / "flat"), "--out", str(tmp_path / "flat_out")]) == 0
     native = pd.read_csv(tmp_path / "native/predictions_raw.csv", keep_default_na=False)
     lmdb = pd.read_csv(tmp_path / "lmdb_out/predictions_raw.csv", keep_default_na=False)
+    flat = pd.read_csv(tmp_path / "flat_out/predictions_raw.csv", keep_default_na=False)
     assert native[["label", "prediction"]].equals(lmdb[["label", "prediction"]])
+    assert native[["label", "prediction"]].equals(flat[["label", "prediction"]])
     assert list(lmdb["image"]) == [f"image-{i:09d}" for i in range(1, 6)]
+    assert list(flat["image"]) == [f"crops/{i}.png" for i in range(5)]
+    assert "flat crop folder" in (tmp_path / "flat_out" / "table2.md").read_text()
 
 
 def test_python_api_takes_any_restorer_and_recognizer(tmp_path, icdar_dir):

@@ -4,7 +4,7 @@ Rows (the paper's): ``raw`` (the crop as it is), ``cajnn_x4`` (CAJNN x4 output),
 MATLAB bicubic back to the input size); control ``bicubic_x4``. Any restorer (``name``, ``scale``, ``cache_key``,
 ``__call__``) can be added from Python, and any recognizer (list of uint8 images -> list of (text, confidence)).
 
-Data: ICDAR2013 Task 3 (native layout or clovaai LMDB) under ``--data-root``, subset all/1015/857; without it the
+Data: ICDAR2013 Task 3 (native layout or clovaai LMDB, or a flat crop folder with gt.tsv) under ``--data-root``, subset all/1015/857; without it the
 embedded default, synthetic low-resolution JPEG word crops (`benchmark.datasets.synth_text`). Scoring follows
 clovaai ``test.py`` (case-insensitive, [0-9a-z]): a case-insensitive recognizer's predictions are compared as they
 are, a case-sensitive one's (or one of unknown charset) lowercased and stripped as with ``--sensitive
@@ -31,8 +31,8 @@ from tqdm import tqdm
 
 from benchmark import distributed, restore
 from benchmark.cache import RestorationCache, open_cache, restore_cached
-from benchmark.datasets.icdar import (GT_FILE, IMAGES_DIR, SUBSETS, WordItem, decode_image, in_subset, lmdb_dirs,
-                                     read_icdar2013, read_lmdb)
+from benchmark.datasets.icdar import (FLAT_GT, GT_FILE, IMAGES_DIR, SUBSETS, WordItem, decode_image, in_subset,
+                                     lmdb_dirs, read_flat, read_icdar2013, read_lmdb)
 from benchmark.datasets.synth_text import DEFAULT_N, default_test_set
 from benchmark.degrade import check_degradation, describe_degradation, imresize, jpeg
 from benchmark.errors import InputError, refuse_unusable
@@ -127,7 +127,8 @@ def recognizer_charset(recognizer: TextRecognizerFn) -> str | None:
 
 def read_items(data_root: str | None, subset: str, seed: int, limit: int | None, cache_dir: Path,
                ctx: distributed.Context | None = None) -> tuple[list[WordItem], str, list[str]]:
-    """Word items of ``data_root`` (native ICDAR2013 layout, or every LMDB under it) or of the embedded default
+    """Word items of ``data_root`` (native ICDAR2013 layout, a flat crop folder with gt.tsv, or every LMDB under it)
+    or of the embedded default
     (with ``limit``, only its first ``limit`` crops are generated: crop i does not depend on the set's size; under
     torchrun rank 0 generates it while the others wait), a description, and the malformed GT lines skipped."""
     if data_root is None:
@@ -144,9 +145,14 @@ def read_items(data_root: str | None, subset: str, seed: int, limit: int | None,
         malformed: list[str] = []
         items = read_icdar2013(root, subset, strict=False, malformed=malformed)
         return items, f"ICDAR2013 Task 3 folder {root}", malformed
+    if (root / FLAT_GT).is_file():
+        malformed = []
+        items = read_flat(root, subset, strict=False, malformed=malformed)
+        return items, f"flat crop folder {root}", malformed
     dirs = lmdb_dirs(root)
     if not dirs:
-        raise InputError(f"{root}: neither an ICDAR2013 Task 3 folder ({GT_FILE}, {IMAGES_DIR}/) nor LMDB data.mdb")
+        raise InputError(f"{root}: neither an ICDAR2013 Task 3 folder ({GT_FILE}, {IMAGES_DIR}/), a flat crop "
+                         f"folder ({FLAT_GT}: path<TAB>label) nor LMDB data.mdb")
     items = []
     for d in dirs:
         prefix = "" if len(dirs) == 1 else f"{d.relative_to(root)}/"
