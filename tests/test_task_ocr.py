@@ -16,6 +16,7 @@ from benchmark.tasks import ocr
 from models.text import find_easyocr_english_g2
 from models.weights import RECOGNIZER_SYNTH
 
+BUNDLED = RECOGNIZER_SYNTH.path.stem  # the bundled recognizer's folder under --out
 TABLE_COLUMNS = {"variant", "accuracy", "norm_ed", "n", "time_restore_s", "time_recognize_s", "time_total_s",
                  "device"}
 
@@ -35,7 +36,7 @@ def test_embedded_default_end_to_end_and_reuse(tmp_path, capsys):
     assert TABLE_COLUMNS <= set(table.columns) and list(table["variant"]) == list(ocr.VARIANTS)
     assert (table["n"] == 3).all() and (table["time_total_s"] >= table["time_restore_s"]).all()
     for variant in ocr.VARIANTS:
-        predictions = pd.read_csv(out / f"predictions_{variant}.csv", keep_default_na=False)
+        predictions = pd.read_csv(out / BUNDLED / f"predictions_{variant}.csv", keep_default_na=False)
         assert list(predictions.columns) == ocr.PREDICTION_COLUMNS and len(predictions) == 3
         assert list(predictions["label"]) == [sample(0, i)[0] for i in range(3)]
     md = (out / "table2.md").read_text()
@@ -43,9 +44,10 @@ def test_embedded_default_end_to_end_and_reuse(tmp_path, capsys):
     assert (out / "samples.png").stat().st_size > 1000 and json.loads((out / "run.json").read_text())["n"] == 3
     assert "Table II" in capsys.readouterr().out
 
-    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("predictions_*")}
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / BUNDLED).glob("predictions_*")}
+    assert len(stamps) == 2 * len(ocr.VARIANTS) and not list(out.glob("predictions_*"))
     assert main(args) == 0  # finished variants are reused, timings included
-    assert {p.name: p.stat().st_mtime_ns for p in out.glob("predictions_*")} == stamps
+    assert {p.name: p.stat().st_mtime_ns for p in (out / BUNDLED).glob("predictions_*")} == stamps
     assert pd.read_csv(out / "table2.csv").equals(table)
 
 
@@ -59,9 +61,9 @@ def test_data_root_native_lmdb_and_flat_give_the_same_predictions(tmp_path, icda
     write_flat(tmp_path / "flat", [(f"crops/{i}.png", label, data) for i, (label, data) in enumerate(items)])
     assert main(common + ["--data-root", str(tmp_path / "lmdb"), "--out", str(tmp_path / "lmdb_out")]) == 0
     assert main(common + ["--data-root", str(tmp_path / "flat"), "--out", str(tmp_path / "flat_out")]) == 0
-    native = pd.read_csv(tmp_path / "native/predictions_raw.csv", keep_default_na=False)
-    lmdb = pd.read_csv(tmp_path / "lmdb_out/predictions_raw.csv", keep_default_na=False)
-    flat = pd.read_csv(tmp_path / "flat_out/predictions_raw.csv", keep_default_na=False)
+    native = pd.read_csv(tmp_path / "native/tiny/predictions_raw.csv", keep_default_na=False)
+    lmdb = pd.read_csv(tmp_path / "lmdb_out/tiny/predictions_raw.csv", keep_default_na=False)
+    flat = pd.read_csv(tmp_path / "flat_out/tiny/predictions_raw.csv", keep_default_na=False)
     assert native[["label", "prediction"]].equals(lmdb[["label", "prediction"]])
     assert native[["label", "prediction"]].equals(flat[["label", "prediction"]])
     assert list(lmdb["image"]) == [f"image-{i:09d}" for i in range(1, 6)]
@@ -82,8 +84,8 @@ def test_python_api_takes_any_restorer_and_recognizer(tmp_path, icdar_dir):
     table = ocr.run(data_root=str(icdar_dir), variants=["raw", "bicubic_x4"], restorers={"flip": Upside()},
                     text_recognizer=reads_height, out=tmp_path, device="cpu")
     assert list(table["variant"]) == ["raw", "bicubic_x4", "flip"]
-    raw = pd.read_csv(tmp_path / "predictions_raw.csv", keep_default_na=False)
-    bicubic = pd.read_csv(tmp_path / "predictions_bicubic_x4.csv", keep_default_na=False)
+    raw = pd.read_csv(tmp_path / "reads_height/predictions_raw.csv", keep_default_na=False)
+    bicubic = pd.read_csv(tmp_path / "reads_height/predictions_bicubic_x4.csv", keep_default_na=False)
     assert [int(h) * 4 for h in raw["prediction"]] == [int(h) for h in bicubic["prediction"]]
 
 
@@ -96,8 +98,9 @@ def test_function_recognizers_without_cache_key_are_never_reused(tmp_path, icdar
 
     for recognizer, axis in ((reads_height, 0), (reads_width, 1), (reads_height, 0)):
         ocr.run(data_root=str(icdar_dir), variants=["raw"], text_recognizer=recognizer, out=tmp_path, device="cpu")
-        frame = ocr.read_predictions(tmp_path / "predictions_raw.csv")
-        sizes = [str(ocr.decode_image((icdar_dir / IMAGES_DIR / i).read_bytes(), i).shape[axis]) for i in frame["image"]]
+        frame = ocr.read_predictions(tmp_path / recognizer.__name__ / "predictions_raw.csv")
+        sizes = [str(ocr.decode_image((icdar_dir / IMAGES_DIR / i).read_bytes(), i).shape[axis])
+                 for i in frame["image"]]
         assert list(frame["prediction"]) == sizes
         assert capsys.readouterr().out.count("has no cache_key attribute") == 1
 
@@ -143,13 +146,13 @@ def test_degraded_ic13_crops_are_downscaled_compressed_and_recorded(tmp_path, sh
     first = ocr.decode_image((root / IMAGES_DIR / "word_1.png").read_bytes(), "word_1.png")
     lr = jpeg(imresize(first, 1 / 4), 20)
     assert any(img.shape == lr.shape and np.array_equal(img, lr) for img in seen)
-    raw = ocr.read_predictions(tmp_path / "predictions_raw.csv")
+    raw = ocr.read_predictions(tmp_path / "records/predictions_raw.csv")
     assert raw["prediction"].iloc[0] == str(lr.shape[0]) and list(table["n"]) == [6, 6]
     assert "inputs degraded: x4 MATLAB bicubic down + JPEG q20" in (tmp_path / "table2.md").read_text()
     meta = json.loads((tmp_path / "run.json").read_text())
     assert (meta["lr_downscale"], meta["lr_jpeg_quality"]) == (4, 20)
     ocr.run(data_root=str(root), variants=["raw"], text_recognizer=records, limit=6, out=tmp_path, device="cpu")
-    assert ocr.read_predictions(tmp_path / "predictions_raw.csv")["prediction"].iloc[0] == str(first.shape[0])
+    assert ocr.read_predictions(tmp_path / "records/predictions_raw.csv")["prediction"].iloc[0] == str(first.shape[0])
 
 
 def test_subset_filters_labels(tmp_path, tiny_recognizer):

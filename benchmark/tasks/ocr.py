@@ -4,12 +4,13 @@ Rows (the paper's): ``raw`` (the crop as it is), ``cajnn_x4`` (CAJNN x4 output),
 MATLAB bicubic back to the input size); control ``bicubic_x4``. Any restorer (``name``, ``scale``, ``cache_key``,
 ``__call__``) can be added from Python, and any recognizer (list of uint8 images -> list of (text, confidence)).
 
-Data: ICDAR2013 Task 3 (native layout or clovaai LMDB, or a flat crop folder with gt.tsv) under ``--data-root``, subset all/1015/857; without it the
-embedded default, synthetic low-resolution JPEG word crops (`benchmark.datasets.synth_text`). Scoring follows
-clovaai ``test.py`` (case-insensitive, [0-9a-z]): a case-insensitive recognizer's predictions are compared as they
-are, a case-sensitive one's (or one of unknown charset) lowercased and stripped as with ``--sensitive
---data_filtering_off``. Per variant a predictions CSV; a finished variant is reused when its restorer, recognizer
-and data are unchanged. Timings: warm-up first, device synchronised, per stage.
+Data: ICDAR2013 Task 3 (native layout or clovaai LMDB, or a flat crop folder with gt.tsv) under ``--data-root``,
+subset all/1015/857; without it the embedded default, synthetic low-resolution JPEG word crops
+(`benchmark.datasets.synth_text`). Scoring follows clovaai ``test.py`` (case-insensitive, [0-9a-z]): a
+case-insensitive recognizer's predictions are compared as they are, a case-sensitive one's (or one of unknown
+charset) lowercased and stripped as with ``--sensitive --data_filtering_off``. Per recognizer a folder of ``--out``,
+in it per variant a predictions CSV; a finished variant is reused when its restorer, recognizer and data are
+unchanged. Timings: warm-up first, device synchronised, per stage.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import argparse
 import hashlib
 import json
 import operator
+import textwrap
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -38,7 +40,8 @@ from benchmark.degrade import check_degradation, describe_degradation, imresize,
 from benchmark.errors import InputError, refuse_unusable
 from benchmark.metrics.text import case_sensitive, compared, score
 from benchmark.progress import ProgressLog
-from benchmark.report import device_description, markdown_table, run_metadata, write_atomic, write_csv, write_json
+from benchmark.report import (device_description, markdown_table, model_folder, run_metadata, write_atomic, write_csv,
+                              write_json)
 from models.text import (Recognizer, RecognizerConfig, TextRecognizer, converter_for, find_easyocr_english_g2,
                          load_recognizer)
 from models.weights import RECOGNIZER_SYNTH, load_strict, read_state_dict, sha256_of
@@ -117,7 +120,7 @@ def build_recognizer(recognizer: str, recognizer_weights: str | None, device: st
 
 def recognizer_label(recognizer: TextRecognizerFn) -> str:
     """A readable name of a recognizer for messages and the table title (not an identity for reuse)."""
-    return str(getattr(recognizer, "name", getattr(recognizer, "__qualname__", type(recognizer).__name__)))
+    return str(getattr(recognizer, "name", getattr(recognizer, "__name__", type(recognizer).__name__)))
 
 
 def recognizer_charset(recognizer: TextRecognizerFn) -> str | None:
@@ -329,19 +332,21 @@ def sample_sheet(path: Path, data: Dataset, restorers: dict[str, restore.Restore
             ax = axes[r][c]
             ax.imshow(restore_cached(restorers[name], data.images[i], cache).image, interpolation="nearest")
             row = predictions[name].iloc[i]
-            ax.set_title(f"{row['prediction'] or '(empty)'}", fontsize=8, color="green" if row["correct"] else "red",
-                         pad=2)
+            ax.set_title(textwrap.fill(row["prediction"] or "(empty)", 30, break_on_hyphens=False), fontsize=8,
+                         color="green" if row["correct"] else "red", pad=2)
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
                 ax.set_ylabel(f"{data.labels[i]}", fontsize=8, rotation=0, ha="right", va="center")
-    for c, name in enumerate(names):
-        axes[0][c].annotate(name, (0.5, 1.6), xycoords="axes fraction", ha="center", fontsize=10, weight="bold")
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # labels in scripts the default font lacks are drawn as boxes, not warned about
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        for c, name in enumerate(names):  # above the first prediction, wrapped to the column; the saved area is
+            # grown to every text drawn (bbox_inches="tight"), so no header or label is cut at the edges
+            axes[0][c].annotate(textwrap.fill(name, 24), (0.5, 1), xycoords=axes[0][c].title, xytext=(0, 3),
+                                textcoords="offset points", ha="center", va="bottom", fontsize=10, weight="bold")
+        fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)
 
 
@@ -352,14 +357,16 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
         lr_downscale: int | None = None, lr_jpeg_quality: int | None = None,
         restorers: dict[str, restore.Restorer] | None = None,
         text_recognizer: TextRecognizerFn | None = None) -> pd.DataFrame | None:
-    """Compute Table II into ``out``: ``predictions_<variant>.csv`` (+ ``.json`` with its key and timings),
-    ``table2.csv``, ``table2.md``, ``samples.png``, ``run.json``; returns the table (None on torchrun ranks > 0).
+    """Compute Table II into ``out``: ``<recognizer name>/predictions_<variant>.csv`` (+ ``.json`` with its key and
+    timings; each recognizer has its own folder), ``table2.csv``, ``table2.md``, ``samples.png``, ``run.json``;
+    returns the table (None on torchrun ranks > 0).
 
     ``restorers`` adds named variants; ``text_recognizer`` replaces the recognizer: only with a ``cache_key``
     attribute (a string that changes whenever its predictions would) are its finished predictions reused and a
-    killed run resumed; without one (e.g. a plain function) every run recomputes them. ``cache_dir``: LMDB cache of restored crops (None: none). Under torchrun
-    each rank restores and recognises a share of the crops and rank 0 writes the files; a killed run resumes from
-    the crops it had finished (``predictions_<variant>.parts/``).
+    killed run resumed; without one (e.g. a plain function) every run recomputes them. ``cache_dir``: LMDB cache of
+    restored crops (None: none). Under torchrun each rank restores and recognises a share of the crops and rank 0
+    writes the files; a killed run resumes from the crops it had finished
+    (``<recognizer name>/predictions_<variant>.parts/``).
     """
     torch.manual_seed(seed)
     unknown = [v for v in variants if v not in VARIANTS]
@@ -389,14 +396,15 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
                         lr_jpeg_quality)
     cache = open_cache(cache_dir)
 
+    folder = model_folder(out, recognizer_label(text_recognizer))
     rows, predictions = [], {}
     for name, restorer in tqdm(chosen.items(), desc="Table II", dynamic_ncols=True, disable=not ctx.is_main):
         distributed.barrier(ctx)  # rank 0 has written the previous variant's files
-        csv_path, meta_path = out / f"predictions_{name}.csv", out / f"predictions_{name}.json"
+        csv_path, meta_path = folder / f"predictions_{name}.csv", folder / f"predictions_{name}.json"
         key = f"{restorer.cache_key}||{recognizer_key}||{data.digest}"
         meta = finished(csv_path, meta_path, key, len(data.ids)) if recognizer_key is not None else None
         if meta is None:
-            log = ProgressLog(out / f"predictions_{name}.parts", key, ctx.rank)
+            log = ProgressLog(folder / f"predictions_{name}.parts", key, ctx.rank)
             records = evaluate_variant(restorer, text_recognizer, data, log, cache, batch_size, ctx,
                                        resume=recognizer_key is not None)
             if not ctx.is_main:
@@ -453,7 +461,8 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
                                               subset=subset, n=len(data.ids), data_sha256=data.digest,
                                               skipped_gt_lines=data.skipped, lr_downscale=lr_downscale,
                                               lr_jpeg_quality=lr_jpeg_quality,
-                                              recognizer=recognizer_key or recognizer_name, ranks=ctx.world,
+                                              recognizer=recognizer_key or recognizer_name,
+                                              predictions=str(folder), ranks=ctx.world,
                                               cache_dir=str(cache_dir) if cache_dir else None,
                                               restorers={n: r.cache_key for n, r in chosen.items()}))
     print(title + markdown_table(shown) + notes)
