@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the restoration cache")
     p.add_argument("--keep-going", action="store_true", help="score unusable items (corrupt, missing, unsafe "
                    "path, too small) as failed and go on, instead of refusing the dataset before any work")
+    p.add_argument("--lr-jpeg-quality", type=int, help="JPEG-compress the low-resolution inputs at this quality "
+                   "(tinyface: the x4-downscaled images of the LR rows; ocr: the crops, after --lr-downscale if "
+                   "given); default: none, as in the paper")
     for task in TASKS.values():
         task.add_arguments(p)
     return p

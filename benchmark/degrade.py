@@ -13,6 +13,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from benchmark.errors import InputError
+
 
 def _cubic(x: np.ndarray) -> np.ndarray:
     """MATLAB's bicubic kernel (a = -0.5)."""
@@ -86,3 +88,17 @@ def degrade(hr: np.ndarray, scale: int = 4, quality: int | None = None) -> np.nd
         raise ValueError(f"image of size {hr.shape[1]}x{hr.shape[0]} is smaller than the scale {scale}")
     lr = imresize(hr, 1 / scale)
     return lr if quality is None else jpeg(lr, quality)
+
+
+def check_degradation(scale: int | None, quality: int | None) -> None:
+    """Refuse a downscale factor below 2 or a JPEG quality outside 1..100, naming the flag (shared by the tasks)."""
+    if scale is not None and scale < 2:
+        raise InputError(f"--lr-downscale: {scale} is not a downscale factor of at least 2")
+    if quality is not None and not 1 <= quality <= 100:
+        raise InputError(f"--lr-jpeg-quality: {quality} is not a JPEG quality in 1..100")
+
+
+def describe_degradation(scale: int | None, quality: int | None) -> str:
+    """Words for a table title: 'x4 MATLAB bicubic down + JPEG q20', or '' when nothing is applied."""
+    parts = ([f"x{scale} MATLAB bicubic down"] if scale else []) + ([f"JPEG q{quality}"] if quality else [])
+    return " + ".join(parts)

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import platform
+import re
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,12 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
     os.replace(tmp, path)
+
+
+def model_folder(out: str | Path, model_name: str) -> Path:
+    """OUT/<model name>/: where one recognizer's or detector's files go, so a second model never overwrites the
+    first's; characters unsafe in a file name become '_'."""
+    return Path(out) / (re.sub(r"[^A-Za-z0-9._+-]+", "_", model_name).strip("._") or "model")
 
 
 def save_torch_atomic(obj, path: str | Path) -> None:

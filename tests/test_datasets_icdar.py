@@ -1,4 +1,5 @@
-"""benchmark/datasets/icdar.py: ICDAR2013 Task 3 GT parsing, subsets, LMDB round trip, image decoding, bad input."""
+"""benchmark/datasets/icdar.py: ICDAR2013 Task 3 GT parsing, subsets, LMDB and flat-folder round trips, image
+decoding, bad input."""
 import io
 
 import lmdb
@@ -15,9 +16,11 @@ from benchmark.datasets.icdar import (
     in_subset,
     lmdb_dirs,
     main,
+    read_flat,
     read_gt,
     read_icdar2013,
     read_lmdb,
+    write_flat,
     write_icdar2013,
     write_lmdb,
 )
@@ -58,12 +61,21 @@ def test_lf_without_bom_reads_the_same(tmp_path):
 
 
 def test_subsets_follow_the_1015_and_857_rules():
-    labels = ["Tiredness", "A", "it's", "to", "kills", "2013", "", "e-mail", "OK"]
+    labels = ["Tiredness", "A", "it's", "to", "kills", "2013", "", "e-mail", "OK", "x" * 25, "x" * 26]
     assert [lb for lb in labels if in_subset(lb, "all")] == labels
-    assert [lb for lb in labels if in_subset(lb, "1015")] == ["Tiredness", "A", "to", "kills", "2013", "OK"]
-    assert [lb for lb in labels if in_subset(lb, "857")] == ["Tiredness", "kills", "2013"]
+    assert [lb for lb in labels if in_subset(lb, "1015")] == ["Tiredness", "A", "to", "kills", "2013", "OK", "x" * 25]
+    assert [lb for lb in labels if in_subset(lb, "857")] == ["Tiredness", "kills", "2013", "x" * 25]
     with pytest.raises(InputError, match="unknown ICDAR2013 subset '900'"):
         in_subset("a", "900")
+
+
+@pytest.mark.parametrize("subset", ["1015", "857"])
+def test_ic13_subsets_are_exactly_the_standard_lists(shared_data, subset):
+    root = shared_data / "text" / "IC13"
+    listed = [line.split("\t") for line in (root / f"gt_subset_{subset}.tsv").read_text().splitlines()]
+    items = read_icdar2013(root, subset)
+    assert len(items) == int(subset)
+    assert [(f"{IMAGES_DIR}/{i.id}", i.label) for i in items] == [tuple(row) for row in listed]
 
 
 def test_read_icdar2013_subset_keeps_gt_order(tmp_path):
@@ -216,3 +228,34 @@ def test_bad_lmdb_contents_name_the_key(tmp_path):
         item.image()
     with pytest.raises(InputError, match="no data.mdb"):
         read_lmdb(tmp_path)
+
+
+def test_flat_folder_round_trip(tmp_path):
+    samples = [("train/a.png", 'say "hi", ok', crop(0)), ("train/sub/b.png", "Tea", crop(1, 20)),
+               ("c.png", "", crop(2))]
+    write_flat(tmp_path, samples)
+    items = read_flat(tmp_path)
+    assert [(i.id, i.label) for i in items] == [(n, lb) for n, lb, _ in samples]
+    assert all(np.array_equal(i.image(), image) for i, (*_, image) in zip(items, samples))
+    assert [i.id for i in read_flat(tmp_path, "1015")] == ["train/sub/b.png"]
+    with pytest.raises(InputError, match="a tab or line break cannot be written"):
+        write_flat(tmp_path / "x", [("d.png", "a\tb", crop(3))])
+
+
+def test_flat_folder_bad_lines_and_paths(tmp_path):
+    write_flat(tmp_path, [("a.png", "ok", crop(0))])
+    (tmp_path / "gt.tsv").write_text("a.png\tok\nno tab here\n../x.png\tout\na.png\tagain\nb.png\tgone\n")
+    with pytest.raises(InputError, match=r"gt.tsv:2: malformed line 'no tab here', expected: path<TAB>label"):
+        read_flat(tmp_path)
+    malformed = []
+    items = read_flat(tmp_path, strict=False, malformed=malformed)
+    assert [m.split(": ", 1)[1] for m in malformed] == ["malformed line 'no tab here', expected: path<TAB>label",
+                                                         "a.png already listed on line 1"]
+    assert [(i.id, bool(i.problem)) for i in items] == [("a.png", False), ("../x.png", True), ("b.png", True)]
+    assert "escapes the dataset folder" in items[1].problem and "gt.tsv:5: image b.png not found" in items[2].problem
+
+
+def test_flat_folder_reads_the_iiit5k_train_crops(shared_data):
+    items = read_flat(shared_data / "text" / "train" / "IIIT5K_train")
+    assert len(items) == 2000 and (items[0].id, items[0].label) == ("train/1009_2.png", "You")
+    assert items[0].image().ndim == 3

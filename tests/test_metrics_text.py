@@ -3,6 +3,8 @@ import pytest
 
 from benchmark.metrics.text import (
     PRINTABLE_94,
+    case_sensitive,
+    compared,
     filter_labels,
     normalize_label,
     normalize_prediction,
@@ -11,11 +13,21 @@ from benchmark.metrics.text import (
 )
 
 
-def test_case_insensitive_ignores_case_and_punctuation():
-    result = score(["hello", "WORLD", "its", "caf"], ["Hello!", "world", "it's", "Café"])
+def test_case_insensitive_normalises_labels_not_predictions():
+    result = score(["hello", "world", "its", "caf"], ["Hello!", "WORLD", "it's", "Café"])
     assert result == {"accuracy": 100.0, "norm_ed": 1.0, "correct": 4, "n": 4}
     assert normalize_label("It's 2 Late!") == "its2late"
+    # test.py compares a case-insensitive model's prediction as decoded: "[GO]" left in it is not stripped
+    assert score(["Hello", "ab[GO]"], ["hello", "abgo"]) == {"accuracy": 0.0, "norm_ed": pytest.approx(
+        (0.8 + 1 - 4 / 6) / 2), "correct": 0, "n": 2}
+
+
+def test_sensitive_with_filtering_off_normalises_both_strings():
     assert normalize_prediction("A-b C") == "abc"
+    assert compared("Hello-1", "HELLO1€", sensitive=True, data_filtering_off=True) == ("hello1", "hello1")
+    assert compared("Hello-1", "HELLO1€", sensitive=True) == ("Hello-1", "HELLO1")
+    assert score(["Tiredness", "IT'S"], ["tiredness", "it's"], sensitive=True, data_filtering_off=True)["correct"] == 2
+    assert case_sensitive(PRINTABLE_94) and case_sensitive(None) and not case_sensitive("0123abc")
 
 
 def test_case_sensitive_keeps_case_and_the_94_characters():

@@ -19,6 +19,9 @@ from fakes import CountingRestorer
 from benchmark.cli import main
 from benchmark.datasets.icdar import GT_FILE, IMAGES_DIR, encode_png
 from benchmark.tasks import ocr
+from models.weights import RECOGNIZER_SYNTH
+
+BUNDLED = RECOGNIZER_SYNTH.path.stem  # the bundled recognizer's folder under --out
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORE_COLUMNS = ["variant", "accuracy", "norm_ed", "correct", "n", "failed", "restorer"]
@@ -44,8 +47,8 @@ def test_two_torchrun_ranks_give_the_single_process_table(tmp_path):
     one, two = read_table(tmp_path / "one/table2.csv"), read_table(tmp_path / "two/table2.csv")
     assert one[SCORE_COLUMNS].equals(two[SCORE_COLUMNS]) and list(one["n"]) == [60] * 4
     for variant in ocr.VARIANTS:
-        a = ocr.read_predictions(tmp_path / f"one/predictions_{variant}.csv")
-        b = ocr.read_predictions(tmp_path / f"two/predictions_{variant}.csv")
+        a = ocr.read_predictions(tmp_path / "one" / BUNDLED / f"predictions_{variant}.csv")
+        b = ocr.read_predictions(tmp_path / "two" / BUNDLED / f"predictions_{variant}.csv")
         assert a[["image", "label", "prediction", "correct"]].equals(b[["image", "label", "prediction", "correct"]])
         np.testing.assert_allclose(a["confidence"], b["confidence"], atol=1e-5)  # the LSTM's batch differs by rank
 
@@ -68,7 +71,7 @@ def test_sigkill_then_restart_finishes_with_the_same_table(tmp_path):
     out = tmp_path / "killed"
     proc = subprocess.Popen([*args, "--out", str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    parts = out / "predictions_cajnn_x4.parts"
+    parts = out / BUNDLED / "predictions_cajnn_x4.parts"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if sum(p.read_text().count("\n") - 1 for p in parts.glob("*.jsonl")) >= 8:
@@ -87,8 +90,8 @@ def test_sigkill_then_restart_finishes_with_the_same_table(tmp_path):
     assert fresh.returncode == 0, fresh.stderr[-2000:]
     columns = SCORE_COLUMNS
     assert read_table(out / "table2.csv")[columns].equals(read_table(tmp_path / "fresh/table2.csv")[columns])
-    assert ocr.read_predictions(out / "predictions_cajnn_x4.csv")["prediction"].equals(
-        ocr.read_predictions(tmp_path / "fresh/predictions_cajnn_x4.csv")["prediction"])
+    assert ocr.read_predictions(out / BUNDLED / "predictions_cajnn_x4.csv")["prediction"].equals(
+        ocr.read_predictions(tmp_path / "fresh" / BUNDLED / "predictions_cajnn_x4.csv")["prediction"])
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -139,7 +142,7 @@ def test_keep_going_scores_bad_crops_as_failed(tmp_path, broken_dataset, tiny_re
     table = read_table(tmp_path / "out/table2.csv")
     assert table["n"].tolist() == [9, 9] and table["failed"].tolist() == [4, 4]
     assert table["correct"].max() <= 5
-    predictions = ocr.read_predictions(tmp_path / "out/predictions_raw.csv")
+    predictions = ocr.read_predictions(tmp_path / "out/tiny/predictions_raw.csv")
     failed = predictions[predictions["error"] != ""]
     assert failed["image"].tolist() == ["word_3.png", "word_4.png", "word_99.png", "../../etc/passwd"]
     assert not failed["correct"].any() and (failed["prediction"] == "").all()

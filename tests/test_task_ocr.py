@@ -1,5 +1,6 @@
 """run_all.py --task ocr: Table II files and columns, reuse of finished variants, the Python API, one-line errors."""
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -8,11 +9,13 @@ import torch
 
 from benchmark import restore
 from benchmark.cli import main
-from benchmark.datasets.icdar import GT_FILE, IMAGES_DIR, encode_png, write_lmdb
+from benchmark.datasets.icdar import GT_FILE, IMAGES_DIR, encode_png, write_flat, write_lmdb
 from benchmark.datasets.synth_text import generate_icdar2013, sample
+from benchmark.degrade import imresize, jpeg
 from benchmark.tasks import ocr
 from models.weights import RECOGNIZER_SYNTH
 
+BUNDLED = RECOGNIZER_SYNTH.path.stem  # the bundled recognizer's folder under --out
 TABLE_COLUMNS = {"variant", "accuracy", "norm_ed", "n", "time_restore_s", "time_recognize_s", "time_total_s",
                  "device"}
 
@@ -32,7 +35,7 @@ def test_embedded_default_end_to_end_and_reuse(tmp_path, capsys):
     assert TABLE_COLUMNS <= set(table.columns) and list(table["variant"]) == list(ocr.VARIANTS)
     assert (table["n"] == 3).all() and (table["time_total_s"] >= table["time_restore_s"]).all()
     for variant in ocr.VARIANTS:
-        predictions = pd.read_csv(out / f"predictions_{variant}.csv", keep_default_na=False)
+        predictions = pd.read_csv(out / BUNDLED / f"predictions_{variant}.csv", keep_default_na=False)
         assert list(predictions.columns) == ocr.PREDICTION_COLUMNS and len(predictions) == 3
         assert list(predictions["label"]) == [sample(0, i)[0] for i in range(3)]
     md = (out / "table2.md").read_text()
@@ -40,24 +43,31 @@ def test_embedded_default_end_to_end_and_reuse(tmp_path, capsys):
     assert (out / "samples.png").stat().st_size > 1000 and json.loads((out / "run.json").read_text())["n"] == 3
     assert "Table II" in capsys.readouterr().out
 
-    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("predictions_*")}
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / BUNDLED).glob("predictions_*")}
+    assert len(stamps) == 2 * len(ocr.VARIANTS) and not list(out.glob("predictions_*"))
     assert main(args) == 0  # finished variants are reused, timings included
-    assert {p.name: p.stat().st_mtime_ns for p in out.glob("predictions_*")} == stamps
+    assert {p.name: p.stat().st_mtime_ns for p in (out / BUNDLED).glob("predictions_*")} == stamps
     assert pd.read_csv(out / "table2.csv").equals(table)
 
 
-def test_data_root_native_and_lmdb_give_the_same_predictions(tmp_path, icdar_dir, tiny_recognizer):
+def test_data_root_native_lmdb_and_flat_give_the_same_predictions(tmp_path, icdar_dir, tiny_recognizer):
     common = ["--task", "ocr", "--variants", "raw", "bicubic_x4", "--recognizer-weights", str(tiny_recognizer),
               "--device", "cpu", "--batch-size", "2"]
     assert main(common + ["--data-root", str(icdar_dir), "--out", str(tmp_path / "native")]) == 0
     items = [(line.split('"')[1], (icdar_dir / IMAGES_DIR / line.split(",")[0]).read_bytes())
              for line in (icdar_dir / GT_FILE).read_text().splitlines()]
     write_lmdb(tmp_path / "lmdb" / "IC13", items)
+    write_flat(tmp_path / "flat", [(f"crops/{i}.png", label, data) for i, (label, data) in enumerate(items)])
     assert main(common + ["--data-root", str(tmp_path / "lmdb"), "--out", str(tmp_path / "lmdb_out")]) == 0
-    native = pd.read_csv(tmp_path / "native/predictions_raw.csv", keep_default_na=False)
-    lmdb = pd.read_csv(tmp_path / "lmdb_out/predictions_raw.csv", keep_default_na=False)
+    assert main(common + ["--data-root", str(tmp_path / "flat"), "--out", str(tmp_path / "flat_out")]) == 0
+    native = pd.read_csv(tmp_path / "native/tiny/predictions_raw.csv", keep_default_na=False)
+    lmdb = pd.read_csv(tmp_path / "lmdb_out/tiny/predictions_raw.csv", keep_default_na=False)
+    flat = pd.read_csv(tmp_path / "flat_out/tiny/predictions_raw.csv", keep_default_na=False)
     assert native[["label", "prediction"]].equals(lmdb[["label", "prediction"]])
+    assert native[["label", "prediction"]].equals(flat[["label", "prediction"]])
     assert list(lmdb["image"]) == [f"image-{i:09d}" for i in range(1, 6)]
+    assert list(flat["image"]) == [f"crops/{i}.png" for i in range(5)]
+    assert "flat crop folder" in (tmp_path / "flat_out" / "table2.md").read_text()
 
 
 def test_python_api_takes_any_restorer_and_recognizer(tmp_path, icdar_dir):
@@ -73,9 +83,75 @@ def test_python_api_takes_any_restorer_and_recognizer(tmp_path, icdar_dir):
     table = ocr.run(data_root=str(icdar_dir), variants=["raw", "bicubic_x4"], restorers={"flip": Upside()},
                     text_recognizer=reads_height, out=tmp_path, device="cpu")
     assert list(table["variant"]) == ["raw", "bicubic_x4", "flip"]
-    raw = pd.read_csv(tmp_path / "predictions_raw.csv", keep_default_na=False)
-    bicubic = pd.read_csv(tmp_path / "predictions_bicubic_x4.csv", keep_default_na=False)
+    raw = pd.read_csv(tmp_path / "reads_height/predictions_raw.csv", keep_default_na=False)
+    bicubic = pd.read_csv(tmp_path / "reads_height/predictions_bicubic_x4.csv", keep_default_na=False)
     assert [int(h) * 4 for h in raw["prediction"]] == [int(h) for h in bicubic["prediction"]]
+
+
+def test_function_recognizers_without_cache_key_are_never_reused(tmp_path, icdar_dir, capsys):
+    def reads_height(images):
+        return [(str(img.shape[0]), 1.0) for img in images]
+
+    def reads_width(images):
+        return [(str(img.shape[1]), 1.0) for img in images]
+
+    for recognizer, axis in ((reads_height, 0), (reads_width, 1), (reads_height, 0)):
+        ocr.run(data_root=str(icdar_dir), variants=["raw"], text_recognizer=recognizer, out=tmp_path, device="cpu")
+        frame = ocr.read_predictions(tmp_path / recognizer.__name__ / "predictions_raw.csv")
+        sizes = [str(ocr.decode_image((icdar_dir / IMAGES_DIR / i).read_bytes(), i).shape[axis])
+                 for i in frame["image"]]
+        assert list(frame["prediction"]) == sizes
+        assert capsys.readouterr().out.count("has no cache_key attribute") == 1
+
+
+class SlowFirstCall:
+    """Reads the height; its first call costs 0.5 s more (lazy initialisation) and so does a call with an image
+    shape it has not seen (as a real engine's per-shape kernels)."""
+
+    cache_key = "slow-first-call-v1"
+
+    def __init__(self):
+        self.shapes = set()
+
+    def __call__(self, images):
+        shapes = {img.shape for img in images}
+        if not self.shapes or not shapes <= self.shapes:
+            time.sleep(0.5)
+        self.shapes |= shapes
+        return [(str(img.shape[0]), 1.0) for img in images]
+
+
+def test_variant_order_does_not_move_the_warm_up_into_a_recognize_time(tmp_path, icdar_dir):
+    times = {}
+    for order in (["raw", "bicubic_x4"], ["bicubic_x4", "raw"]):
+        table = ocr.run(data_root=str(icdar_dir), variants=order, text_recognizer=SlowFirstCall(),
+                        out=tmp_path / order[0], device="cpu")
+        times[order[0]] = dict(zip(table["variant"], table["time_recognize_s"]))
+    for first in times:  # the slow calls are warm-up in either order, whichever variant runs first
+        assert all(seconds < 0.25 for seconds in times[first].values()), times
+
+
+def test_degraded_ic13_crops_are_downscaled_compressed_and_recorded(tmp_path, shared_data):
+    root = shared_data / "text" / "IC13"
+    seen = []
+
+    def records(images):
+        seen.extend(images)
+        return [(str(img.shape[0]), 1.0) for img in images]
+
+    records.cache_key = "records-v1"
+    table = ocr.run(data_root=str(root), variants=["raw", "bicubic_x4"], text_recognizer=records, limit=6,
+                    lr_downscale=4, lr_jpeg_quality=20, out=tmp_path, device="cpu", batch_size=8)
+    first = ocr.decode_image((root / IMAGES_DIR / "word_1.png").read_bytes(), "word_1.png")
+    lr = jpeg(imresize(first, 1 / 4), 20)
+    assert any(img.shape == lr.shape and np.array_equal(img, lr) for img in seen)
+    raw = ocr.read_predictions(tmp_path / "records/predictions_raw.csv")
+    assert raw["prediction"].iloc[0] == str(lr.shape[0]) and list(table["n"]) == [6, 6]
+    assert "inputs degraded: x4 MATLAB bicubic down + JPEG q20" in (tmp_path / "table2.md").read_text()
+    meta = json.loads((tmp_path / "run.json").read_text())
+    assert (meta["lr_downscale"], meta["lr_jpeg_quality"]) == (4, 20)
+    ocr.run(data_root=str(root), variants=["raw"], text_recognizer=records, limit=6, out=tmp_path, device="cpu")
+    assert ocr.read_predictions(tmp_path / "records/predictions_raw.csv")["prediction"].iloc[0] == str(first.shape[0])
 
 
 def test_subset_filters_labels(tmp_path, tiny_recognizer):
@@ -109,6 +185,9 @@ def bad_dataset(root, gt_lines, broken=None):
     (['word_1.png, "ok"'], None, ["--recognizer-weights", "{root}/junk.pth"], "junk.pth: not a PyTorch checkpoint"),
     (['word_1.png, "ok"'], None, ["--cajnn-weights", "{root}/junk.pth"], "junk.pth: not a loadable PyTorch"),
     (['word_1.png, "ok"'], None, ["--variants", "raw", "srgan"], "--variants: unknown srgan"),
+    (['word_1.png, "ok"'], None, ["--lr-jpeg-quality", "0"], "--lr-jpeg-quality: 0 is not a JPEG quality"),
+    (['word_1.png, "ok"'], None, ["--lr-downscale", "1"], "--lr-downscale: 1 is not a downscale factor"),
+    (['word_1.png, "ok"'], None, ["--lr-downscale", "8"], "word_1.png: image of 20x8 px is too small for"),
 ])
 def test_bad_input_is_one_line_without_traceback(tmp_path, capsys, tiny_recognizer, gt_lines, broken, extra,
                                                  message):
@@ -121,6 +200,25 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, capsys, tiny_recogniz
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
     assert "Traceback" not in err and not (tmp_path / "out" / "table2.csv").exists()
+
+
+def test_malformed_lines_are_named_with_the_other_unusable_items(tmp_path, capsys, tiny_recognizer):
+    lines = ['word_1.png, "ok"', 'word_2.png, "bad"', 'word_1.png "no comma"', 'word_3.png, "gone"',
+             '../../etc/passwd, "root"', 'word_1.png, "again"']
+    root = bad_dataset(tmp_path / "data", lines, broken="word_2.png")
+    args = ["--task", "ocr", "--data-root", str(root), "--out", str(tmp_path / "out"), "--device", "cpu",
+            "--variants", "raw", "--recognizer-weights", str(tiny_recognizer)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: 5 of 6 word crops are unusable") and "Traceback" not in err
+    for message in ("GT.txt:3: malformed line", "word_2.png: cannot decode image", "GT.txt:4: image word_3.png not",
+                    "GT.txt:5: image path '../../etc/passwd' escapes", "GT.txt:6: word_1.png already listed on line 1"):
+        assert message in err
+    assert main(args + ["--keep-going"]) == 0
+    table = pd.read_csv(tmp_path / "out" / "table2.csv")
+    assert table[["n", "failed"]].values.tolist() == [[4, 3]]
+    md = (tmp_path / "out" / "table2.md").read_text()
+    assert "3 unusable and scored as failed" in md and "2 malformed GT lines skipped" in md and "GT.txt:3:" in md
 
 
 def test_wrong_architecture_checkpoint_names_the_keys(tmp_path, capsys, icdar_dir):

@@ -265,6 +265,17 @@ def test_attn_greedy_cuts_at_the_first_end_token():
     assert converter.greedy(no_end)[0] == ("ab", pytest.approx(0.7 * 0.7))  # test.py drops the last step too
     empty = logits([[0.1, 0.7, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1]])
     assert converter.greedy(empty)[0] == ("", 0.0)
+    go_last = logits([[0.1, 0.1, 0.7, 0.1], [0.1, 0.1, 0.1, 0.7], [0.6, 0.1, 0.2, 0.1]])
+    assert converter.greedy(go_last)[0] == ("ab[GO", pytest.approx(0.7 * 0.7))  # test.py cuts the string
+
+
+def test_attn_greedy_cuts_the_joined_string_as_test_py():
+    converter = AttnLabelConverter("a[s]")  # 0 [GO], 1 [s], 2 a, 3 [, 4 s, 5 ]: the characters spell '[s]'
+    steps = [2, 3, 4, 5, 2, 1]
+    probs = torch.full((1, len(steps), 6), 0.02)
+    for t, c in enumerate(steps):
+        probs[0, t, c] = 0.9
+    assert converter.greedy(probs.log()) == [("a", pytest.approx(0.9))]
 
 
 # --- transforms and the callable recognizer --------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Word-crop recognition data in two official layouts: ICDAR2013 Challenge 2 Task 3 and clovaai's LMDB.
+"""Word-crop recognition data in two official layouts, ICDAR2013 Challenge 2 Task 3 and clovaai's LMDB, and a flat
+folder of crops.
 
 ICDAR2013 (RRC downloads `Challenge2_Test_Task3_Images.zip`, `Challenge2_Test_Task3_GT.txt`):
     ROOT/Challenge2_Test_Task3_Images/word_1.png ...
@@ -6,9 +7,11 @@ ICDAR2013 (RRC downloads `Challenge2_Test_Task3_Images.zip`, `Challenge2_Test_Ta
                                                  a quote or backslash inside a label is escaped with a backslash)
 clovaai LMDB (`create_lmdb_dataset.py`): keys `num-samples` (ASCII int), `image-%09d` (encoded image bytes),
 `label-%09d` (UTF-8), indices from 1; every folder holding a `data.mdb` is one dataset.
+Flat folder (as IIIT5K/SVT crops are often shared): ROOT/gt.tsv with lines `relative/path.png<TAB>label` (UTF-8),
+the images anywhere under ROOT.
 
-Subsets of the 1,095 test words (Baek et al. 2019, Sec. 2): IC13_1015 keeps the purely alphanumeric labels, IC13_857
-additionally drops words shorter than 3 characters.
+Subsets of the 1,095 test words (Baek et al. 2019, Sec. 2): IC13_1015 keeps the labels clovaai's default filter keeps
+(at most 25 characters, alphanumeric), empty ones dropped; IC13_857 additionally drops words shorter than 3 characters.
 
 Command: `python -m benchmark.datasets.icdar to-lmdb SRC_DIR DST_DIR [--subset all|1015|857]`.
 """
@@ -29,14 +32,15 @@ from PIL import Image, UnidentifiedImageError
 
 from benchmark.errors import InputError
 from benchmark.images import to_rgb_uint8
+from benchmark.metrics.text import kept_by_filter
 
 IMAGES_DIR = "Challenge2_Test_Task3_Images"
 GT_FILE = "Challenge2_Test_Task3_GT.txt"
+FLAT_GT = "gt.tsv"
 SUBSETS = ("all", "1015", "857")
 
 _GT_LINE = re.compile(r'\s*(?P<name>[^,]*?)\s*,\s*"(?P<label>.*)"\s*')
 _ESCAPE = re.compile(r'\\(["\\])')
-_ALPHANUMERIC = re.compile(r"[0-9A-Za-z]+")
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,10 @@ def _inside(folder: Path, name: str, where: str) -> Path:
     return folder / relative
 
 
-def read_gt(gt_path: str | Path) -> list[tuple[str, str, int]]:
-    """(image name, label, line number) per non-blank line of an ICDAR2013 Task 3 GT file."""
+def read_gt(gt_path: str | Path, malformed: list[str] | None = None) -> list[tuple[str, str, int]]:
+    """(image name, label, line number) per non-blank line of an ICDAR2013 Task 3 GT file.
+
+    A malformed or repeated line raises, or with a ``malformed`` list is described there and skipped."""
     gt_path = Path(gt_path)
     try:
         data = gt_path.read_bytes()
@@ -111,22 +117,30 @@ def read_gt(gt_path: str | Path) -> list[tuple[str, str, int]]:
         match = _GT_LINE.fullmatch(line)
         if match is None or not match["name"]:
             shown = line if len(line) <= 80 else line[:77] + "..."
-            raise InputError(f'{gt_path}:{number}: malformed line {shown!r}, expected: word_N.png, "label"')
+            problem = f'{gt_path}:{number}: malformed line {shown!r}, expected: word_N.png, "label"'
+        elif match["name"] in seen:
+            problem = f"{gt_path}:{number}: {match['name']} already listed on line {seen[match['name']]}"
+        else:
+            problem = ""
+        if problem:
+            if malformed is None:
+                raise InputError(problem)
+            malformed.append(problem)
+            continue
         name = match["name"]
-        if name in seen:
-            raise InputError(f"{gt_path}:{number}: {name} already listed on line {seen[name]}")
         seen[name] = number
         entries.append((name, _unescape(match["label"]), number))
     return entries
 
 
 def in_subset(label: str, subset: str) -> bool:
-    """all: every word; 1015: purely alphanumeric labels; 857: alphanumeric and at least 3 characters."""
+    """all: every word; 1015: the labels clovaai's default filter keeps (at most 25 characters, lowercased all in
+    [0-9a-z]), empty ones dropped; 857: those of at least 3 characters."""
     if subset not in SUBSETS:
         raise InputError(f"unknown ICDAR2013 subset {subset!r} (choose from {', '.join(SUBSETS)})")
     if subset == "all":
         return True
-    return _ALPHANUMERIC.fullmatch(label) is not None and (subset == "1015" or len(label) >= 3)
+    return kept_by_filter(label) and len(label) >= (1 if subset == "1015" else 3)
 
 
 def _file_reader(path: Path) -> Callable[[], bytes]:
@@ -138,11 +152,13 @@ def _file_reader(path: Path) -> Callable[[], bytes]:
     return read
 
 
-def read_icdar2013(root: str | Path, subset: str = "all", strict: bool = True) -> list[WordItem]:
+def read_icdar2013(root: str | Path, subset: str = "all", strict: bool = True,
+                   malformed: list[str] | None = None) -> list[WordItem]:
     """Items of ROOT in GT order; every listed image must exist (checked now, decoded on `WordItem.image()`).
 
-    ``strict=False`` keeps a missing or unsafe image as an item with its ``problem`` set instead of raising, so a
-    caller can name every bad item at once (the GT file itself must still parse).
+    ``strict=False`` keeps a missing or unsafe image as an item with its ``problem`` set instead of raising, and
+    with a ``malformed`` list the GT lines that cannot be read are described there (`read_gt`), so a caller can
+    name every bad item at once.
     """
     root = Path(root)
     images, gt_path = root / IMAGES_DIR, root / GT_FILE
@@ -152,8 +168,15 @@ def read_icdar2013(root: str | Path, subset: str = "all", strict: bool = True) -
         raise InputError(f"{root}: no {GT_FILE} (ICDAR2013 Task 3 layout: {GT_FILE} and {IMAGES_DIR}/)")
     if not images.is_dir():
         raise InputError(f"{root}: no {IMAGES_DIR}/ folder")
+    return _word_items(read_gt(gt_path, malformed), images, gt_path, subset, strict)
+
+
+def _word_items(entries: list[tuple[str, str, int]], images: Path, gt_path: Path, subset: str,
+                strict: bool) -> list[WordItem]:
+    """Items of the (name, label, line number) entries of `subset`, the images under `images` (see
+    `read_icdar2013` for ``strict``)."""
     items = []
-    for name, label, number in read_gt(gt_path):
+    for name, label, number in entries:
         if not in_subset(label, subset):
             continue
         try:
@@ -167,6 +190,63 @@ def read_icdar2013(root: str | Path, subset: str = "all", strict: bool = True) -
             continue
         items.append(WordItem(name, label, str(path), _file_reader(path)))
     return items
+
+
+def read_flat_gt(gt_path: Path, malformed: list[str] | None = None) -> list[tuple[str, str, int]]:
+    """(relative image path, label, line number) per non-blank `path<TAB>label` line; a line without a tab or path,
+    or a path listed twice, raises, or with a ``malformed`` list is described there and skipped."""
+    try:
+        text = gt_path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"{gt_path}: cannot read ground truth ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{gt_path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    entries, seen = [], {}
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        name, tab, label = line.partition("\t")
+        if not tab or not name:
+            shown = line if len(line) <= 80 else line[:77] + "..."
+            problem = f"{gt_path}:{number}: malformed line {shown!r}, expected: path<TAB>label"
+        elif name in seen:
+            problem = f"{gt_path}:{number}: {name} already listed on line {seen[name]}"
+        else:
+            seen[name] = number
+            entries.append((name, label, number))
+            continue
+        if malformed is None:
+            raise InputError(problem)
+        malformed.append(problem)
+    return entries
+
+
+def read_flat(root: str | Path, subset: str = "all", strict: bool = True,
+              malformed: list[str] | None = None) -> list[WordItem]:
+    """Items of a flat crop folder (ROOT/gt.tsv, images under ROOT) in list order; as `read_icdar2013`."""
+    root = Path(root)
+    gt_path = root / FLAT_GT
+    if not gt_path.is_file():
+        raise InputError(f"{root}: no {FLAT_GT} (flat layout: {FLAT_GT} with path<TAB>label lines)")
+    return _word_items(read_flat_gt(gt_path, malformed), root, gt_path, subset, strict)
+
+
+def write_flat(root: str | Path, samples: Iterable[tuple[str, str, np.ndarray | bytes]]) -> Path:
+    """Write (relative path, label, image) samples as a flat crop folder (arrays as PNG, bytes as is); returns the
+    gt.tsv path. A label with a tab or line break cannot be written."""
+    root = Path(root)
+    lines = []
+    for name, label, image in samples:
+        if "\t" in name or "\n" in name or "\t" in label or "\n" in label or "\r" in label:
+            raise InputError(f"{name!r}, {label!r}: a tab or line break cannot be written in {FLAT_GT}")
+        path = _inside(root, name, str(root))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(image if isinstance(image, bytes) else encode_png(image))
+        lines.append(f"{name}\t{label}\n")
+    gt_path = root / FLAT_GT
+    gt_path.write_text("".join(lines), encoding="utf-8")
+    return gt_path
 
 
 def _unreadable(problem: str) -> Callable[[], bytes]:

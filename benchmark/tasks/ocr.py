@@ -4,16 +4,21 @@ Rows (the paper's): ``raw`` (the crop as it is), ``cajnn_x4`` (CAJNN x4 output),
 MATLAB bicubic back to the input size); control ``bicubic_x4``. Any restorer (``name``, ``scale``, ``cache_key``,
 ``__call__``) can be added from Python, and any recognizer (list of uint8 images -> list of (text, confidence)).
 
-Data: ICDAR2013 Task 3 (native layout or clovaai LMDB) under ``--data-root``, subset all/1015/857; without it the
-embedded default, synthetic low-resolution JPEG word crops (`benchmark.datasets.synth_text`). Scoring follows
-clovaai ``test.py`` (case-insensitive, [0-9a-z]). Per variant a predictions CSV; a finished variant is reused when
-its restorer, recognizer and data are unchanged. Timings: warm-up first, device synchronised, per stage.
+Data: ICDAR2013 Task 3 (native layout or clovaai LMDB, or a flat crop folder with gt.tsv) under ``--data-root``,
+subset all/1015/857; without it the embedded default, synthetic low-resolution JPEG word crops
+(`benchmark.datasets.synth_text`). Scoring follows clovaai ``test.py`` (case-insensitive, [0-9a-z]): a
+case-insensitive recognizer's predictions are compared as they are, a case-sensitive one's (or one of unknown
+charset) lowercased and stripped as with ``--sensitive --data_filtering_off``. Per recognizer a folder of ``--out``,
+in it per variant a predictions CSV; a finished variant is reused when its restorer, recognizer and data are
+unchanged. Timings: warm-up first, device synchronised, per stage.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import operator
+import textwrap
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -28,13 +33,15 @@ from tqdm import tqdm
 
 from benchmark import distributed, restore
 from benchmark.cache import RestorationCache, open_cache, restore_cached
-from benchmark.datasets.icdar import (GT_FILE, IMAGES_DIR, SUBSETS, WordItem, decode_image, in_subset, lmdb_dirs,
-                                     read_icdar2013, read_lmdb)
+from benchmark.datasets.icdar import (FLAT_GT, GT_FILE, IMAGES_DIR, SUBSETS, WordItem, decode_image, in_subset,
+                                     lmdb_dirs, read_flat, read_icdar2013, read_lmdb)
 from benchmark.datasets.synth_text import DEFAULT_N, default_test_set
+from benchmark.degrade import check_degradation, describe_degradation, imresize, jpeg
 from benchmark.errors import InputError, refuse_unusable
-from benchmark.metrics.text import normalize_label, normalize_prediction, score
+from benchmark.metrics.text import case_sensitive, compared, score
 from benchmark.progress import ProgressLog
-from benchmark.report import device_description, markdown_table, run_metadata, write_atomic, write_csv, write_json
+from benchmark.report import (device_description, markdown_table, model_folder, run_metadata, write_atomic, write_csv,
+                              write_json)
 from models.text import (Recognizer, RecognizerConfig, TextRecognizer, converter_for, find_easyocr_english_g2,
                          load_recognizer)
 from models.text.tesseract import TesseractRecognizer
@@ -52,7 +59,8 @@ TextRecognizerFn = Callable[[Sequence[np.ndarray]], list[tuple[str, float]]]
 class Dataset:
     """Decoded word crops with their labels, a description for the table, and a digest of ids, labels and bytes.
 
-    An unusable crop (``--keep-going``) has image None and its reason in ``problems``; it is scored as failed."""
+    An unusable crop (``--keep-going``) has image None and its reason in ``problems``; it is scored as failed. A GT
+    line that cannot be read has no crop to score: ``--keep-going`` skips it, described in ``skipped``."""
 
     ids: list[str]
     labels: list[str]
@@ -61,6 +69,7 @@ class Dataset:
     description: str
     digest: str
     decode_s: float
+    skipped: list[str]
 
 
 def build_variant(name: str, cajnn_weights: str | None, settings: dict) -> restore.Restorer:
@@ -113,46 +122,68 @@ def build_recognizer(recognizer: str, recognizer_weights: str | None, device: st
     return text_recognizer, f"{path.name}|{sha256_of(path)}"
 
 
+def recognizer_label(recognizer: TextRecognizerFn) -> str:
+    """A readable name of a recognizer for messages and the table title (not an identity for reuse)."""
+    return str(getattr(recognizer, "name", getattr(recognizer, "__name__", type(recognizer).__name__)))
+
+
+def recognizer_charset(recognizer: TextRecognizerFn) -> str | None:
+    """The characters a recognizer can output: its ``charset`` attribute or its converter's (None: unknown)."""
+    return getattr(recognizer, "charset", getattr(getattr(recognizer, "converter", None), "charset", None))
+
+
 def read_items(data_root: str | None, subset: str, seed: int, limit: int | None, cache_dir: Path,
-               ctx: distributed.Context | None = None) -> tuple[list[WordItem], str]:
-    """Word items of ``data_root`` (native ICDAR2013 layout, or every LMDB under it) or of the embedded default
+               ctx: distributed.Context | None = None) -> tuple[list[WordItem], str, list[str]]:
+    """Word items of ``data_root`` (native ICDAR2013 layout, a flat crop folder with gt.tsv, or every LMDB under it)
+    or of the embedded default
     (with ``limit``, only its first ``limit`` crops are generated: crop i does not depend on the set's size; under
-    torchrun rank 0 generates it while the others wait)."""
+    torchrun rank 0 generates it while the others wait), a description, and the malformed GT lines skipped."""
     if data_root is None:
         if ctx is not None and ctx.distributed:
             if ctx.is_main:
                 default_test_set(cache_dir, limit or DEFAULT_N, seed)
             distributed.barrier(ctx)
         root = default_test_set(cache_dir, limit or DEFAULT_N, seed)
-        return read_icdar2013(root, subset), f"embedded synthetic ICDAR2013-layout crops (seed {seed})"
+        return read_icdar2013(root, subset), f"embedded synthetic ICDAR2013-layout crops (seed {seed})", []
     root = Path(data_root)
     if not root.is_dir():
         raise InputError(f"{root}: --data-root folder not found")
     if (root / GT_FILE).is_file() or (root / IMAGES_DIR).is_dir():
-        return read_icdar2013(root, subset, strict=False), f"ICDAR2013 Task 3 folder {root}"
+        malformed: list[str] = []
+        items = read_icdar2013(root, subset, strict=False, malformed=malformed)
+        return items, f"ICDAR2013 Task 3 folder {root}", malformed
+    if (root / FLAT_GT).is_file():
+        malformed = []
+        items = read_flat(root, subset, strict=False, malformed=malformed)
+        return items, f"flat crop folder {root}", malformed
     dirs = lmdb_dirs(root)
     if not dirs:
-        raise InputError(f"{root}: neither an ICDAR2013 Task 3 folder ({GT_FILE}, {IMAGES_DIR}/) nor LMDB data.mdb")
+        raise InputError(f"{root}: neither an ICDAR2013 Task 3 folder ({GT_FILE}, {IMAGES_DIR}/), a flat crop "
+                         f"folder ({FLAT_GT}: path<TAB>label) nor LMDB data.mdb")
     items = []
     for d in dirs:
         prefix = "" if len(dirs) == 1 else f"{d.relative_to(root)}/"
         items += [WordItem(prefix + i.id, i.label, i.origin, i.read) for i in read_lmdb(d)
                   if in_subset(i.label, subset)]
-    return items, f"clovaai LMDB {root}"
+    return items, f"clovaai LMDB {root}", []
 
 
 def load_dataset(data_root: str | None, subset: str, seed: int, limit: int | None, cache_dir: Path,
-                 keep_going: bool = False, ctx: distributed.Context | None = None) -> Dataset:
-    """Read and decode every crop before any work. Unusable crops (missing, unsafe path, undecodable, too small)
-    are all named in one error, or with ``keep_going`` kept as failed items."""
+                 keep_going: bool = False, ctx: distributed.Context | None = None, lr_downscale: int | None = None,
+                 lr_jpeg_quality: int | None = None) -> Dataset:
+    """Read and decode every crop before any work, degraded when asked (MATLAB bicubic down by ``lr_downscale``,
+    then JPEG at ``lr_jpeg_quality``; both part of the digest). Unusable crops (missing, unsafe path, undecodable,
+    too small)
+    and malformed GT lines are all named in one error, or with ``keep_going`` kept as failed items (malformed
+    lines skipped)."""
     if subset not in SUBSETS:
         raise InputError(f"--subset: unknown {subset!r} (choose from {', '.join(SUBSETS)})")
-    items, description = read_items(data_root, subset, seed, limit, cache_dir, ctx)
+    items, description, malformed = read_items(data_root, subset, seed, limit, cache_dir, ctx)
     if limit:
         items = items[:limit]
-    if not items:
+    if not items and (keep_going or not malformed):
         raise InputError(f"{data_root}: no word crop in subset {subset}")
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"lr_downscale={lr_downscale}|lr_jpeg_quality={lr_jpeg_quality}".encode())
     images, problems = [], []
     start = time.perf_counter()
     for item in items:
@@ -161,24 +192,31 @@ def load_dataset(data_root: str | None, subset: str, seed: int, limit: int | Non
             try:
                 data = item.read()
                 digest.update(hashlib.sha256(data).digest())
-                image = decode_checked(item, data)
+                image = decode_checked(item, data, lr_downscale, lr_jpeg_quality)
             except InputError as exc:
                 problem = str(exc)
         digest.update(f"{item.id}\0{item.label}\0{problem}\0".encode())
         images.append(image)
         problems.append(problem)
     if not keep_going:
-        refuse_unusable([p for p in problems if p], len(items), "word crops", "--keep-going scores them as failed")
+        refuse_unusable(malformed + [p for p in problems if p], len(items) + len(malformed), "word crops",
+                        "--keep-going scores unusable crops as failed and skips malformed lines")
     return Dataset([i.id for i in items], [i.label for i in items], images, problems, description,
-                   digest.hexdigest(), time.perf_counter() - start)
+                   digest.hexdigest(), time.perf_counter() - start, malformed)
 
 
-def decode_checked(item: WordItem, data: bytes) -> np.ndarray:
-    """Decoded crop; one smaller than 2 px cannot be restored."""
+def decode_checked(item: WordItem, data: bytes, lr_downscale: int | None = None,
+                   lr_jpeg_quality: int | None = None) -> np.ndarray:
+    """Decoded crop, degraded as asked; one smaller than 2 px (after the downscale) cannot be restored."""
     image = decode_image(data, item.origin)
+    if lr_downscale:
+        if min(image.shape[:2]) < 2 * lr_downscale:
+            raise InputError(f"{item.origin}: image of {image.shape[1]}x{image.shape[0]} px is too small for "
+                             f"--lr-downscale {lr_downscale} (at least {2 * lr_downscale} px a side)")
+        image = imresize(image, 1 / lr_downscale)
     if min(image.shape[:2]) < 2:
         raise InputError(f"{item.origin}: image of {image.shape[1]}x{image.shape[0]} px is too small to restore")
-    return image
+    return jpeg(image, lr_jpeg_quality) if lr_jpeg_quality else image
 
 
 def recognize_timed(recognizer: TextRecognizerFn, images: list[np.ndarray],
@@ -195,9 +233,13 @@ def run_items(indices: list[int], restorer: restore.Restorer, recognizer: TextRe
               cache: RestorationCache | None, log: ProgressLog, batch_size: int, device: torch.device,
               show_progress: bool) -> list[dict]:
     """Restore (through the cache) and recognise the crops ``indices`` batch by batch; every finished batch goes to
-    ``log`` before the next starts. Returns one record per crop: prediction, confidence, error and seconds."""
-    if indices:  # warm-up on a blank crop, not timed and not cached
-        recognizer([restorer(np.full((16, 48, 3), 128, np.uint8))])
+    ``log`` before the next starts. Returns one record per crop: prediction, confidence, error and seconds.
+
+    Warm-up, not timed: the restorer on a blank crop (not cached), and the recognizer on the first real batch, run
+    once more before its timed run, so lazy initialisation and the first inputs' shapes (batch size, widths) are
+    not charged to whichever variant happens to run first."""
+    if indices:
+        restorer(np.full((16, 48, 3), 128, np.uint8))
     records = []
     bar = tqdm(total=len(indices), desc=restorer.name, leave=False, dynamic_ncols=True, disable=not show_progress)
     for begin in range(0, len(indices), batch_size):
@@ -214,6 +256,8 @@ def run_items(indices: list[int], restorer: restore.Restorer, recognizer: TextRe
                               cache_hit=result.hit)
                 restored.append(result.image)
             batch_records.append(record)
+        if begin == 0 and restored:
+            recognize_timed(recognizer, restored, device)
         predictions, seconds = recognize_timed(recognizer, restored, device)
         ok = [r for r in batch_records if not r["error"]]
         for record, (text, confidence) in zip(ok, predictions):
@@ -227,10 +271,11 @@ def run_items(indices: list[int], restorer: restore.Restorer, recognizer: TextRe
 
 
 def evaluate_variant(restorer: restore.Restorer, recognizer: TextRecognizerFn, data: Dataset, log: ProgressLog,
-                     cache: RestorationCache | None, batch_size: int, ctx: distributed.Context) -> list[dict] | None:
+                     cache: RestorationCache | None, batch_size: int, ctx: distributed.Context,
+                     resume: bool = True) -> list[dict] | None:
     """Every crop's record, in data order, on rank 0 (None on the others): those ``log`` already holds from an
-    interrupted run, the rest computed now, sharded over the torchrun ranks."""
-    done = log.done()
+    interrupted run (when ``resume``), the rest computed now, sharded over the torchrun ranks."""
+    done = log.done() if resume else {}
     todo = [i for i, image_id in enumerate(data.ids) if image_id not in done]
     if done and ctx.is_main:
         tqdm.write(f"{restorer.name}: resuming, {len(data.ids) - len(todo)} of {len(data.ids)} crops already finished")
@@ -243,11 +288,12 @@ def evaluate_variant(restorer: restore.Restorer, recognizer: TextRecognizerFn, d
     return [done[image_id] for image_id in data.ids]
 
 
-def predictions_frame(records: list[dict], data: Dataset) -> pd.DataFrame:
+def predictions_frame(records: list[dict], data: Dataset, sensitive: bool) -> pd.DataFrame:
+    """One row per crop; ``correct`` as test.py compares (``sensitive``: a case-sensitive recognizer)."""
     return pd.DataFrame({
         "image": data.ids, "label": data.labels, "prediction": [r["prediction"] for r in records],
         "confidence": [r["confidence"] for r in records],
-        "correct": [not r["error"] and normalize_prediction(r["prediction"]) == normalize_label(label)
+        "correct": [not r["error"] and operator.eq(*compared(r["prediction"], label, sensitive, True))
                     for r, label in zip(records, data.labels)],
         "error": [r["error"] for r in records]})
 
@@ -290,19 +336,21 @@ def sample_sheet(path: Path, data: Dataset, restorers: dict[str, restore.Restore
             ax = axes[r][c]
             ax.imshow(restore_cached(restorers[name], data.images[i], cache).image, interpolation="nearest")
             row = predictions[name].iloc[i]
-            ax.set_title(f"{row['prediction'] or '(empty)'}", fontsize=8, color="green" if row["correct"] else "red",
-                         pad=2)
+            ax.set_title(textwrap.fill(row["prediction"] or "(empty)", 30, break_on_hyphens=False), fontsize=8,
+                         color="green" if row["correct"] else "red", pad=2)
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
                 ax.set_ylabel(f"{data.labels[i]}", fontsize=8, rotation=0, ha="right", va="center")
-    for c, name in enumerate(names):
-        axes[0][c].annotate(name, (0.5, 1.6), xycoords="axes fraction", ha="center", fontsize=10, weight="bold")
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # labels in scripts the default font lacks are drawn as boxes, not warned about
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        for c, name in enumerate(names):  # above the first prediction, wrapped to the column; the saved area is
+            # grown to every text drawn (bbox_inches="tight"), so no header or label is cut at the edges
+            axes[0][c].annotate(textwrap.fill(name, 24), (0.5, 1), xycoords=axes[0][c].title, xytext=(0, 3),
+                                textcoords="offset points", ha="center", va="bottom", fontsize=10, weight="bold")
+        fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)
 
 
@@ -310,15 +358,19 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
         recognizer: str = "bundled", recognizer_weights: str | None = None, cajnn_weights: str | None = None,
         batch_size: int = 64, out: str | Path = "results/ocr", device: str = "auto", seed: int = 0,
         limit: int | None = None, cache_dir: str | Path | None = None, keep_going: bool = False,
+        lr_downscale: int | None = None, lr_jpeg_quality: int | None = None,
         restorers: dict[str, restore.Restorer] | None = None,
         text_recognizer: TextRecognizerFn | None = None) -> pd.DataFrame | None:
-    """Compute Table II into ``out``: ``predictions_<variant>.csv`` (+ ``.json`` with its key and timings),
-    ``table2.csv``, ``table2.md``, ``samples.png``, ``run.json``; returns the table (None on torchrun ranks > 0).
+    """Compute Table II into ``out``: ``<recognizer name>/predictions_<variant>.csv`` (+ ``.json`` with its key and
+    timings; each recognizer has its own folder), ``table2.csv``, ``table2.md``, ``samples.png``, ``run.json``;
+    returns the table (None on torchrun ranks > 0).
 
-    ``restorers`` adds named variants; ``text_recognizer`` replaces the recognizer (its ``cache_key`` or ``name``
-    attribute identifies it for reuse). ``cache_dir``: LMDB cache of restored crops (None: none). Under torchrun
-    each rank restores and recognises a share of the crops and rank 0 writes the files; a killed run resumes from
-    the crops it had finished (``predictions_<variant>.parts/``).
+    ``restorers`` adds named variants; ``text_recognizer`` replaces the recognizer: only with a ``cache_key``
+    attribute (a string that changes whenever its predictions would) are its finished predictions reused and a
+    killed run resumed; without one (e.g. a plain function) every run recomputes them. ``cache_dir``: LMDB cache of
+    restored crops (None: none). Under torchrun each rank restores and recognises a share of the crops and rank 0
+    writes the files; a killed run resumes from the crops it had finished
+    (``<recognizer name>/predictions_<variant>.parts/``).
     """
     torch.manual_seed(seed)
     unknown = [v for v in variants if v not in VARIANTS]
@@ -326,6 +378,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
         raise InputError(f"--variants: unknown {', '.join(unknown)} (choose from {', '.join(VARIANTS)})")
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+    check_degradation(lr_downscale, lr_jpeg_quality)
     ctx = distributed.init(device)
     out = Path(out)
     chosen = {v: build_variant(v, cajnn_weights, {"device": str(ctx.device)}) for v in variants}
@@ -335,24 +388,32 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
     if text_recognizer is None:
         text_recognizer, recognizer_key = build_recognizer(recognizer, recognizer_weights, str(ctx.device),
                                                            batch_size)
+        recognizer_name = recognizer_key.split("|")[0]
     else:
-        recognizer_key = str(getattr(text_recognizer, "cache_key", getattr(text_recognizer, "name",
-                                                                            type(text_recognizer).__name__)))
-    data = load_dataset(data_root, subset, seed, limit, out / ".data", keep_going, ctx)
+        recognizer_name = recognizer_label(text_recognizer)
+        recognizer_key = getattr(text_recognizer, "cache_key", None)
+        if recognizer_key is None and ctx.is_main:
+            print(f"note: recognizer {recognizer_name} has no cache_key attribute, so its "
+                  f"predictions are recomputed, never reused from {out}")
+    sensitive = case_sensitive(recognizer_charset(text_recognizer))
+    data = load_dataset(data_root, subset, seed, limit, out / ".data", keep_going, ctx, lr_downscale,
+                        lr_jpeg_quality)
     cache = open_cache(cache_dir)
 
+    folder = model_folder(out, recognizer_label(text_recognizer))
     rows, predictions = [], {}
     for name, restorer in tqdm(chosen.items(), desc="Table II", dynamic_ncols=True, disable=not ctx.is_main):
         distributed.barrier(ctx)  # rank 0 has written the previous variant's files
-        csv_path, meta_path = out / f"predictions_{name}.csv", out / f"predictions_{name}.json"
+        csv_path, meta_path = folder / f"predictions_{name}.csv", folder / f"predictions_{name}.json"
         key = f"{restorer.cache_key}||{recognizer_key}||{data.digest}"
-        meta = finished(csv_path, meta_path, key, len(data.ids))
+        meta = finished(csv_path, meta_path, key, len(data.ids)) if recognizer_key is not None else None
         if meta is None:
-            log = ProgressLog(out / f"predictions_{name}.parts", key, ctx.rank)
-            records = evaluate_variant(restorer, text_recognizer, data, log, cache, batch_size, ctx)
+            log = ProgressLog(folder / f"predictions_{name}.parts", key, ctx.rank)
+            records = evaluate_variant(restorer, text_recognizer, data, log, cache, batch_size, ctx,
+                                       resume=recognizer_key is not None)
             if not ctx.is_main:
                 continue
-            write_csv(predictions_frame(records, data), csv_path)
+            write_csv(predictions_frame(records, data, sensitive), csv_path)
             meta = {"key": key, "device": device_description(ctx.device), "ranks": ctx.world,
                     "time_decode_s": data.decode_s,
                     **{f"time_{k}": sum(r[k] for r in records) for k in ("restore_s", "recognize_s")},
@@ -364,7 +425,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
             continue
         frame = read_predictions(csv_path)
         predictions[name] = frame
-        scores = score(frame["prediction"].tolist(), frame["label"].tolist())
+        scores = score(frame["prediction"].tolist(), frame["label"].tolist(), sensitive, data_filtering_off=True)
         total = meta["time_decode_s"] + meta["time_restore_s"] + meta["time_recognize_s"]
         rows.append({"variant": name, "accuracy": round(scores["accuracy"], 2), "norm_ed": round(scores["norm_ed"], 4),
                      "correct": scores["correct"], "n": scores["n"], "failed": int((frame["error"] != "").sum()),
@@ -384,19 +445,28 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
     subset_text = {"all": "all crops", "1015": "IC13_1015 (alphanumeric labels)",
                    "857": "IC13_857 (alphanumeric, >= 3 characters)"}[subset]
     failed = [f"- {data.ids[i]}: {p}" for i, p in enumerate(data.problems) if p]
-    title = (f"Table II: word accuracy (%, case-insensitive [0-9a-z], clovaai test.py), recognizer "
-             f"{recognizer_key.split('|')[0]}\n\nData: {data.description}; subset {subset}: {subset_text}; "
+    protocol = ("case-sensitive recognizer: prediction and label lowercased and stripped, test.py --sensitive "
+                "--data_filtering_off" if sensitive else "case-insensitive recognizer: predictions as they are")
+    degradation = describe_degradation(lr_downscale, lr_jpeg_quality)
+    title = (f"Table II: word accuracy (%, case-insensitive [0-9a-z], clovaai test.py; {protocol}), recognizer "
+             f"{recognizer_name}{f'; inputs degraded: {degradation}' if degradation else ''}"
+             f"\n\nData: {data.description}; subset {subset}: {subset_text}; "
              f"{len(data.ids)} crops scored{f' (--limit {limit})' if limit else ''}"
-             f"{f', {len(failed)} unusable and scored as failed (--keep-going)' if failed else ''}. "
+             f"{f', {len(failed)} unusable and scored as failed (--keep-going)' if failed else ''}"
+             f"{f', {len(data.skipped)} malformed GT lines skipped (--keep-going)' if data.skipped else ''}. "
              "Times in seconds for all crops, summed over processes, after a warm-up: decode, restore (this run; "
              "cache reads are near zero), restore_compute (what computing the restoration cost, kept in the "
              "cache), recognize (resize + model).\n\n")
     notes = "\n\nUnusable crops:\n" + "\n".join(failed) + "\n" if failed else ""
+    notes += "\n\nSkipped GT lines:\n" + "".join(f"- {p}\n" for p in data.skipped) if data.skipped else ""
     shown = table.drop(columns=["restorer"])
     write_atomic(out / "table2.md", title + markdown_table(shown) + notes)
     write_json(out / "run.json", run_metadata(ctx.device, task="ocr", data=data.description, data_root=data_root,
                                               subset=subset, n=len(data.ids), data_sha256=data.digest,
-                                              recognizer=recognizer_key, ranks=ctx.world,
+                                              skipped_gt_lines=data.skipped, lr_downscale=lr_downscale,
+                                              lr_jpeg_quality=lr_jpeg_quality,
+                                              recognizer=recognizer_key or recognizer_name,
+                                              predictions=str(folder), ranks=ctx.world,
                                               cache_dir=str(cache_dir) if cache_dir else None,
                                               restorers={n: r.cache_key for n, r in chosen.items()}))
     print(title + markdown_table(shown) + notes)
@@ -415,6 +485,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--recognizer-weights", help="recognizer checkpoint (clovaai TRBA .pth, EasyOCR english_g2.pth, "
                    "or a train_recognizer export); overrides --recognizer")
     g.add_argument("--batch-size", type=int, default=64, help="recognizer batch size (default 64)")
+    g.add_argument("--lr-downscale", type=int, help="MATLAB-bicubic downscale every crop by this factor (e.g. 4) "
+                   "before the variants, to ask whether restoration helps small crops (default: the crops as they "
+                   "are, as in the paper); --lr-jpeg-quality adds JPEG after it")
 
 
 def run_from_args(args: argparse.Namespace) -> pd.DataFrame:
@@ -422,4 +495,5 @@ def run_from_args(args: argparse.Namespace) -> pd.DataFrame:
                recognizer=args.recognizer,
                recognizer_weights=args.recognizer_weights, cajnn_weights=args.cajnn_weights,
                batch_size=args.batch_size, out=args.out or "results/ocr", device=args.device, seed=args.seed,
-               limit=args.limit, cache_dir=args.cache_dir, keep_going=args.keep_going)
+               limit=args.limit, cache_dir=args.cache_dir, keep_going=args.keep_going,
+               lr_downscale=args.lr_downscale, lr_jpeg_quality=args.lr_jpeg_quality)

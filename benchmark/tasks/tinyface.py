@@ -43,7 +43,7 @@ from benchmark.cache import RestorationCache, open_cache, restore_cached
 from benchmark.datasets import synth_faces
 from benchmark.datasets.widerface import GT_MAT, SETTING_MAT, SETTINGS, WiderFaceGT, image_path, images_on_disk, \
     locate, read_gt_mat
-from benchmark.degrade import degrade
+from benchmark.degrade import check_degradation, degrade
 from benchmark.errors import InputError, refuse_unusable
 from benchmark.images import read_image
 from benchmark.metrics.widerface import SettingResult, evaluate, read_predictions, write_predictions, xyxy_to_xywh
@@ -319,8 +319,7 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
     Tiny Faces: a name of DETECTORS or a callable (its ``cache_key`` attribute, if any, lets a finished row be reused
     and a killed one resumed)."""
     torch.manual_seed(seed)
-    if lr_jpeg_quality is not None and not 1 <= lr_jpeg_quality <= 100:
-        raise InputError(f"--lr-jpeg-quality: {lr_jpeg_quality} is not a JPEG quality in 1..100")
+    check_degradation(None, lr_jpeg_quality)
     if synth_images < 1:
         raise InputError(f"--synth-images must be at least 1, got {synth_images}")
     ctx = distributed.init(device)
@@ -417,7 +416,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="type-B templates at the 2x level as the original (default) or never, as the PyTorch port")
     g.add_argument("--matlab", action="store_true", help="MATLAB eval_tools int32 semantics (default: the "
                    "official Python port with each image's predictions sorted)")
-    g.add_argument("--lr-jpeg-quality", type=int, help="JPEG-compress the LR images at this quality (default: none)")
     g.add_argument("--synth-images", type=int, default=synth_faces.DEFAULT_N,
                    help=f"size of the embedded synthetic test set (default {synth_faces.DEFAULT_N})")
 

@@ -78,16 +78,16 @@ class AttnLabelConverter:
         return ["".join(self.character[i] for i in row) for row in indices.tolist()]
 
     def greedy(self, logits: torch.Tensor) -> list[tuple[str, float]]:
-        """B x steps x classes -> (text cut at the first [s], product of the kept steps' max probability).
-
-        Like test.py/demo.py: without any [s] the last step is dropped too (`pred[:pred.find('[s]')]` with -1), and
-        an empty prediction has confidence 0 (test.py's fallback). The cut is made on tokens rather than on the
-        joined string, which only differs when a charset contains '[', 's' and ']' in that order.
+        """B x steps x classes -> (text, confidence) exactly as test.py/demo.py: the steps' characters are joined
+        ('[GO]' and '[s]' as text, `decode`) and cut before the first '[s]' of that string (`pred.find('[s]')`;
+        without one the index is -1, so the last character is dropped). The confidence is the product of the max
+        probabilities of the steps before that string index (`pred_max_prob[:pred_EOS]`, the index used as a step
+        count as test.py does), 0 for an empty prediction (test.py's fallback).
         """
         max_prob, indices = logits.float().softmax(2).max(2)
         results = []
-        for row, probs in zip(indices.tolist(), max_prob):
-            end = row.index(1) if 1 in row else len(row) - 1
-            text = "".join(self.character[i] for i in row[:end])
-            results.append((text, float(probs[:end].prod()) if end > 0 else 0.0))
+        for text, probs in zip(self.decode(indices), max_prob):
+            end = text.find("[s]")
+            kept = probs[:end]
+            results.append((text[:end], float(kept.prod()) if len(kept) else 0.0))
         return results
