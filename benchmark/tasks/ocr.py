@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from benchmark import distributed, restore
-from benchmark.cache import RestorationCache, open_cache, restore_cached
+from benchmark.cache import RestorationCache, open_cache, restore_cached, restore_cached_many
 from benchmark.datasets.icdar import (GT_FILE, IMAGES_DIR, SUBSETS, WordItem, decode_image, in_subset, lmdb_dirs,
                                      read_icdar2013, read_lmdb)
 from benchmark.datasets.synth_text import DEFAULT_N, default_test_set
@@ -198,18 +198,19 @@ def run_items(indices: list[int], restorer: restore.Restorer, recognizer: TextRe
     bar = tqdm(total=len(indices), desc=restorer.name, leave=False, dynamic_ncols=True, disable=not show_progress)
     for begin in range(0, len(indices), batch_size):
         batch = indices[begin:begin + batch_size]
-        restored, batch_records = [], []
-        for i in batch:
-            record = {"id": data.ids[i], "prediction": "", "confidence": 0.0, "error": data.problems[i],
-                      "restore_s": 0.0, "restore_compute_s": 0.0, "cache_hit": False, "recognize_s": 0.0}
-            if data.images[i] is not None:
-                start = time.perf_counter()
-                result = restore_cached(restorer, data.images[i], cache)
-                restore.synchronize(device)
-                record.update(restore_s=time.perf_counter() - start, restore_compute_s=result.compute_s,
-                              cache_hit=result.hit)
-                restored.append(result.image)
-            batch_records.append(record)
+        batch_records = [{"id": data.ids[i], "prediction": "", "confidence": 0.0, "error": data.problems[i],
+                          "restore_s": 0.0, "restore_compute_s": 0.0, "cache_hit": False, "recognize_s": 0.0}
+                         for i in batch]
+        usable = [(record, data.images[i]) for record, i in zip(batch_records, batch) if data.images[i] is not None]
+        start = time.perf_counter()
+        results = restore_cached_many(restorer, [image for _, image in usable], cache)  # batched by size
+        restore.synchronize(device)
+        seconds = time.perf_counter() - start
+        pixels = sum(image.shape[0] * image.shape[1] for _, image in usable)
+        for (record, image), result in zip(usable, results):  # the batch's wall time shared by pixels
+            record.update(restore_s=seconds * image.shape[0] * image.shape[1] / pixels,
+                          restore_compute_s=result.compute_s, cache_hit=result.hit)
+        restored = [result.image for result in results]
         predictions, seconds = recognize_timed(recognizer, restored, device)
         ok = [r for r in batch_records if not r["error"]]
         for record, (text, confidence) in zip(ok, predictions):
