@@ -307,7 +307,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
         recognizer: str = "bundled", recognizer_weights: str | None = None, cajnn_weights: str | None = None,
         batch_size: int = 64, out: str | Path = "results/ocr", device: str = "auto", seed: int = 0,
         limit: int | None = None, cache_dir: str | Path | None = None, keep_going: bool = False,
-        restorers: dict[str, restore.Restorer] | None = None,
+        amp: str | None = None, channels_last: bool = False, restorers: dict[str, restore.Restorer] | None = None,
         text_recognizer: TextRecognizerFn | None = None) -> pd.DataFrame | None:
     """Compute Table II into ``out``: ``predictions_<variant>.csv`` (+ ``.json`` with its key and timings),
     ``table2.csv``, ``table2.md``, ``samples.png``, ``run.json``; returns the table (None on torchrun ranks > 0).
@@ -325,7 +325,8 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     ctx = distributed.init(device)
     out = Path(out)
-    chosen = {v: build_variant(v, cajnn_weights, {"device": str(ctx.device)}) for v in variants}
+    settings = {"device": str(ctx.device), "amp": amp, "channels_last": channels_last}
+    chosen = {v: build_variant(v, cajnn_weights, settings) for v in variants}
     chosen.update(restorers or {})
     if not chosen:
         raise InputError("--variants: nothing to run")
@@ -395,7 +396,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
                                               subset=subset, n=len(data.ids), data_sha256=data.digest,
                                               recognizer=recognizer_key, ranks=ctx.world,
                                               cache_dir=str(cache_dir) if cache_dir else None,
-                                              restorers={n: r.cache_key for n, r in chosen.items()}))
+                                              amp=amp, channels_last=channels_last, restorers={n: r.cache_key for n, r in chosen.items()}))
     print(title + markdown_table(shown) + notes)
     return table
 
@@ -418,4 +419,5 @@ def run_from_args(args: argparse.Namespace) -> pd.DataFrame:
                recognizer=args.recognizer,
                recognizer_weights=args.recognizer_weights, cajnn_weights=args.cajnn_weights,
                batch_size=args.batch_size, out=args.out or "results/ocr", device=args.device, seed=args.seed,
-               limit=args.limit, cache_dir=args.cache_dir, keep_going=args.keep_going)
+               limit=args.limit, cache_dir=args.cache_dir, keep_going=args.keep_going, amp=args.amp,
+               channels_last=args.channels_last)
