@@ -88,26 +88,37 @@ def open_cache(cache_dir: str | Path | None) -> RestorationCache | None:
 
 
 def restore_cached(restorer: restore.Restorer, img: np.ndarray, cache: RestorationCache | None) -> Restored:
-    """``restorer(img)``, read from ``cache`` when it holds that output and written to it otherwise.
+    """``restorer(img)``, read from ``cache`` when it holds that output and written to it otherwise."""
+    return restore_cached_many(restorer, [img], cache)[0]
 
-    ``ThenDownsample`` reuses the entry of the restorer it wraps (``cajnn_x4_down`` costs no second CAJNN pass);
+
+def restore_cached_many(restorer: restore.Restorer, imgs: list[np.ndarray],
+                        cache: RestorationCache | None) -> list[Restored]:
+    """``restorer(img)`` for each image: read from ``cache`` where it holds that output, the others computed
+    together (`restore.restore_many`: batched by size) and each written to its own entry, with its share (by
+    pixels) of the batch's seconds as its compute cost.
+
+    ``ThenDownsample`` reuses the entries of the restorer it wraps (``cajnn_x4_down`` costs no second CAJNN pass);
     identity and bicubic are never cached (recomputing them is cheaper than reading a PNG).
     """
     if isinstance(restorer, restore.ThenDownsample):
-        inner = restore_cached(restorer.restorer, img, cache)
-        start = time.perf_counter()
-        out = restorer.downsample(inner.image, img.shape)
-        return Restored(out, inner.compute_s + time.perf_counter() - start, inner.hit)
-    if cache is None or isinstance(restorer, (restore.Identity, restore.Bicubic)):
-        start = time.perf_counter()
-        out = restorer(img)
-        return Restored(out, time.perf_counter() - start)
-    image_id = image_digest(img)
-    hit = cache.get(restorer.cache_key, image_id)
-    if hit is not None:
-        return hit
+        results = []
+        for inner, img in zip(restore_cached_many(restorer.restorer, imgs, cache), imgs):
+            start = time.perf_counter()
+            out = restorer.downsample(inner.image, img.shape)
+            results.append(Restored(out, inner.compute_s + time.perf_counter() - start, inner.hit))
+        return results
+    cached = cache is not None and not isinstance(restorer, (restore.Identity, restore.Bicubic))
+    image_ids = [image_digest(img) for img in imgs] if cached else []
+    results: list[Restored | None] = [cache.get(restorer.cache_key, i) for i in image_ids] if cached \
+        else [None] * len(imgs)
+    todo = [k for k, r in enumerate(results) if r is None]
     start = time.perf_counter()
-    out = restorer(img)  # a restorer hands back host memory: the device is synchronised here
-    restored = Restored(out, time.perf_counter() - start)
-    cache.put(restorer.cache_key, image_id, out, restored.compute_s)
-    return restored
+    outs = restore.restore_many(restorer, [imgs[k] for k in todo])  # host memory: the device is synchronised
+    seconds = time.perf_counter() - start
+    pixels = sum(imgs[k].shape[0] * imgs[k].shape[1] for k in todo)
+    for k, out in zip(todo, outs):
+        results[k] = Restored(out, seconds * imgs[k].shape[0] * imgs[k].shape[1] / pixels)
+        if cached:
+            cache.put(restorer.cache_key, image_ids[k], out, results[k].compute_s)
+    return results

@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=str(default_cache_dir()), help="LMDB cache of restored images, reused "
                    "by later runs and other recognizers/detectors (default: %(default)s)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the restoration cache")
+    p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none", help="autocast the restorers and "
+                   "the detector (bf16: CPUs with AVX512-BF16/AMX and GPUs; fp16: GPUs); default none (fp32)")
+    p.add_argument("--channels-last", action="store_true", help="run the restorers and the detector in NHWC "
+                   "memory format (often faster with --amp bf16)")
     p.add_argument("--keep-going", action="store_true", help="score unusable items (corrupt, missing, unsafe "
                    "path, too small) as failed and go on, instead of refusing the dataset before any work")
     p.add_argument("--lr-jpeg-quality", type=int, help="JPEG-compress the low-resolution inputs at this quality "
@@ -48,4 +52,5 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.no_cache:
         args.cache_dir = None
+    args.amp = None if args.amp == "none" else args.amp
     return run_reporting_input_errors(TASKS[args.task].run_from_args, args)

@@ -1,6 +1,7 @@
 """Speed and memory of CAJNN x4 restoration on this machine, against baselines measured in the same run.
 
     python -m benchmark.perf [--device cpu] [--size 128] [--repeats 3] [--memory-lr 1000x750]
+    python -m benchmark.perf --workload ic13 wider_lr set5 [--limit 16]   (benchmark.perf_workloads)
 
 Prints, for ``cajnn_paper``: LR megapixels/s and achieved GFLOP/s for fp32 eager, channels_last and bf16
 autocast, next to a dense matmul peak measured in the same run (fp32 and bf16); the PSNR cost of bf16 on Set5
@@ -21,7 +22,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmark import restore
+from benchmark import perf_workloads, restore
+from benchmark.errors import run_reporting_input_errors
+from benchmark.report import markdown_table, write_csv
 from models.cajnn import cajnn_paper
 
 
@@ -101,6 +104,19 @@ def peak_memory_child(lr_w: int, lr_h: int, tile: int, device: str) -> None:
                       "cuda_peak_gb": cuda_peak}))
 
 
+def workloads_main(args: argparse.Namespace) -> int:
+    """``--workload``: the table of `perf_workloads.run`, its CSV and the ratios against issue 13's targets."""
+    device = restore.resolve_device(args.device)
+    print(f"device: {device} ({torch.get_num_threads()} threads), torch {torch.__version__}")
+    table = perf_workloads.run(args.workload, args.restorers, args.limit, args.paper_limit, args.detector_limit,
+                               device)
+    write_csv(table, args.csv)
+    print(markdown_table(table.round(3)))
+    print("\n".join(perf_workloads.summary(table)))
+    print(f"wrote {args.csv}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmark.perf", description=__doc__.split("\n")[0])
     p.add_argument("--device", default="auto")
@@ -111,7 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory-lr", default="1000x750", help="WxH of the LR image for the peak-memory run")
     p.add_argument("--tile", type=int, default=256)
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    w = p.add_argument_group("real workloads (instead of the measurements above)")
+    w.add_argument("--workload", nargs="+", choices=perf_workloads.WORKLOADS,
+                   help="time the restorers on these workloads and the detector per WIDER image")
+    w.add_argument("--restorers", nargs="+", default=list(perf_workloads.RESTORERS))
+    w.add_argument("--limit", type=int, default=16, help="images per workload (default 16)")
+    w.add_argument("--paper-limit", type=int, default=2, help="images per workload for cajnn_paper (default 2)")
+    w.add_argument("--detector-limit", type=int, default=2, help="WIDER images for the detector (0: skip)")
+    w.add_argument("--csv", type=Path, default=Path("results/perf/workloads.csv"))
     args = p.parse_args(argv)
+    if args.workload:
+        return run_reporting_input_errors(workloads_main, args)
     w, h = (int(v) for v in args.memory_lr.split("x"))
     if args.memory_child:
         peak_memory_child(w, h, args.tile, args.device)

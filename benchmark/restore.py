@@ -3,7 +3,8 @@
 Every restorer has a ``name``, a ``scale`` and a stable ``cache_key`` (name + weights sha256 + settings), so a
 cached output is reused only when it would be recomputed identically. Networks run under ``inference_mode``,
 batched, tiled with overlap (bounded memory, same result as untiled up to 1/255), optionally with autocast and
-the x8 geometric self-ensemble.
+the x8 geometric self-ensemble. `restore_many` restores many small images of different sizes in a few batched
+forwards (size buckets, padded and masked so each output equals its one-at-a-time result up to 1/255).
 """
 from __future__ import annotations
 
@@ -103,9 +104,11 @@ class NetworkRestorer:
     ``on_y``: the network maps the Y channel only (grey CAR networks such as DnCNN/ARCNN, ``scale`` 1); the
     chroma is kept.
 
-    ``tile`` (LR pixels) bounds memory: the image is cut into tiles of ``tile`` x ``tile`` pixels, each
-    restored with ``overlap`` pixels of context on every side and only its own region kept. ``amp`` is None,
-    "bf16" or "fp16" (autocast). ``ensemble`` averages the 8 flips/rotations (self-ensemble, x8 the time).
+    ``tile`` (LR pixels) bounds memory: an image of more than ``tile`` x ``tile`` pixels is cut into tiles of
+    ``tile`` x ``tile`` pixels, each restored with ``overlap`` pixels of context on every side and only its own
+    region kept (a long thin word crop of fewer pixels runs whole: it costs no more memory than a tile). ``amp``
+    is None, "bf16" or "fp16" (autocast). ``ensemble`` averages the 8 flips/rotations (self-ensemble, x8 the
+    time). ``channels_last`` runs the network in NHWC memory format.
     """
 
     def __init__(self, model: nn.Module, name: str, scale: int, weights_sha256: str = "", device: str = "auto",
@@ -120,7 +123,8 @@ class NetworkRestorer:
         if on_y and scale != 1:
             raise ValueError("a Y-channel restorer must keep the size (scale 1)")
         self.name = name + ("_ensemble" if ensemble else "")
-        self.cache_key = f"{self.name}|{weights_sha256}|amp={amp}|tile={tile}|overlap={overlap}"
+        self.cache_key = (f"{self.name}|{weights_sha256}|amp={amp}|channels_last={channels_last}|"
+                          f"tile={tile}px2|overlap={overlap}")
 
     def _autocast(self):
         if self.amp is None:
@@ -143,9 +147,13 @@ class NetworkRestorer:
                     out += y.flip(-1) if flip else y
             return out / 8
 
+    def _fits(self, h: int, w: int) -> bool:
+        """Whether an h x w input runs in one pass (at most a tile's pixels)."""
+        return self.tile is None or h * w <= self.tile * self.tile
+
     def _forward_tiled(self, x: torch.Tensor) -> torch.Tensor:
         _, _, h, w = x.shape
-        if self.tile is None or (h <= self.tile and w <= self.tile):
+        if self._fits(h, w):
             return self._forward(x)
         s, o = self.scale, self.overlap
         out = torch.empty(x.shape[0], x.shape[1], h * s, w * s, device=x.device)
@@ -159,23 +167,134 @@ class NetworkRestorer:
                                                             (x0 - px0) * s:(x1 - px0) * s]
         return out
 
-    @torch.inference_mode()
-    def restore_batch(self, imgs: list[np.ndarray]) -> list[np.ndarray]:
-        """Restore same-sized images in one batch (different sizes: one call per image)."""
-        x = torch.from_numpy(np.stack(imgs)).to(self.device).permute(0, 3, 1, 2).float().div_(255)
+    def _restore_tensor(self, x: torch.Tensor, forward) -> torch.Tensor:
+        """uint8-range NHWC batch -> restored uint8 NHWC batch through ``forward`` (on Y only for ``on_y``)."""
+        x = x.permute(0, 3, 1, 2).float().div_(255)
         if self.on_y:
             ycbcr = rgb_to_ycbcr(x)
-            ycbcr[:, :1] = self._forward_tiled(ycbcr[:, :1])
+            ycbcr[:, :1] = forward(ycbcr[:, :1])
             y = ycbcr_to_rgb(ycbcr)
         else:
-            y = self._forward_tiled(x)
-        y = y.mul_(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        return list(y)
+            y = forward(x)
+        return y.mul_(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+    @torch.inference_mode()
+    def restore_batch(self, imgs: list[np.ndarray]) -> list[np.ndarray]:
+        """Restore same-sized images in one batch (different sizes: `restore_many`)."""
+        x = torch.from_numpy(np.stack(imgs)).to(self.device)
+        return list(self._restore_tensor(x, self._forward_tiled).cpu().numpy())
+
+    @torch.inference_mode()
+    def restore_many(self, imgs: list[np.ndarray], max_batch_pixels: int | None = None,
+                     max_waste: float = 0.25) -> list[np.ndarray]:
+        """Restore images of any sizes, in input order, each equal to ``self(img)`` up to 1/255.
+
+        Images that fit in one pass are grouped into buckets of similar size (`size_buckets`: at most
+        ``max_batch_pixels`` padded LR pixels per forward, default a tile's, so memory stays that of one tile;
+        at most ``max_waste`` of them padding); each bucket runs as one batch, replicate-padded on the right and
+        bottom, with every convolution's input zeroed outside each image's own region (`_valid_region`), which is
+        exactly what the image alone sees through zero padding. Larger images, and the self-ensemble (whose
+        rotations would move the padding), run one at a time."""
+        for img in imgs:
+            _check_size(img)
+        out: list[np.ndarray | None] = [None] * len(imgs)
+        small = [i for i, img in enumerate(imgs) if not self.ensemble and self._fits(*img.shape[:2])]
+        for i in sorted(set(range(len(imgs))) - set(small)):
+            out[i] = self.restore_batch([imgs[i]])[0]
+        cap = max_batch_pixels or (self.tile or 256) ** 2
+        for bucket in size_buckets([imgs[i].shape[:2] for i in small], cap, max_waste):
+            members = [imgs[small[k]] for k in bucket]
+            h, w = max(m.shape[0] for m in members), max(m.shape[1] for m in members)
+            x = torch.from_numpy(np.stack([_pad_edge(m, h, w) for m in members])).to(self.device)
+            sizes = [m.shape[:2] for m in members]
+            with _valid_region(self.model, sizes, (h, w)):
+                y = self._restore_tensor(x, self._forward).cpu().numpy()
+            for k, m, yi in zip(bucket, members, y):
+                out[small[k]] = yi[: m.shape[0] * self.scale, : m.shape[1] * self.scale].copy()
+        return out
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
-        if min(img.shape[:2]) < 2:
-            raise ValueError(f"image of size {img.shape[1]}x{img.shape[0]} is too small to restore")
+        _check_size(img)
         return self.restore_batch([img])[0]
+
+
+def _check_size(img: np.ndarray) -> None:
+    if min(img.shape[:2]) < 2:
+        raise ValueError(f"image of size {img.shape[1]}x{img.shape[0]} is too small to restore")
+
+
+def size_buckets(sizes: list[tuple[int, int]], max_pixels: int, max_waste: float = 0.25) -> list[list[int]]:
+    """Indices of ``sizes`` (h, w) grouped so that each group padded to its largest h and w holds at most
+    ``max_pixels`` pixels (one image alone may exceed it) of which at most ``max_waste`` are padding. Greedy over
+    the sizes sorted by height band (8 px) then width, so neighbours are alike."""
+    order = sorted(range(len(sizes)), key=lambda i: (sizes[i][0] // 8, sizes[i][1], sizes[i][0]))
+    buckets: list[list[int]] = []
+    current: list[int] = []
+    h = w = area = 0
+    for i in order:
+        hi, wi = sizes[i]
+        nh, nw = max(h, hi), max(w, wi)
+        padded = (len(current) + 1) * nh * nw
+        if current and (padded > max_pixels or padded - (area + hi * wi) > max_waste * padded):
+            buckets.append(current)
+            current, h, w, area = [], 0, 0, 0
+            nh, nw = hi, wi
+        current.append(i)
+        h, w, area = nh, nw, area + hi * wi
+    if current:
+        buckets.append(current)
+    return buckets
+
+
+def _pad_edge(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    """HxWxC image padded to h x w by repeating its last row and column (what bilinear upsampling's clamped edge
+    reads, so a skip connection such as CAJNN's sees the same values as for the image alone)."""
+    return np.pad(img, ((0, h - img.shape[0]), (0, w - img.shape[1]), (0, 0)), mode="edge")
+
+
+@contextlib.contextmanager
+def _valid_region(model: nn.Module, sizes: list[tuple[int, int]], padded: tuple[int, int]):
+    """While active, every Conv2d of ``model`` sees zeros outside sample i's region (its ``sizes[i]`` at the
+    padded input size ``padded``, scaled to the resolution of that convolution's input), i.e. exactly the zero
+    padding the image alone would get. Holds for networks of convolutions, pointwise layers and integer up-scalings
+    (PixelShuffle, nearest, bilinear of a replicate-padded input). Nothing is masked when no image is padded."""
+    if all(tuple(s) == tuple(padded) for s in sizes):
+        yield
+        return
+    masks: dict[tuple, torch.Tensor] = {}
+
+    def mask_input(module, args):
+        x = args[0]
+        hx, wx = x.shape[-2:]
+        key = (hx, wx, x.dtype)
+        if key not in masks:
+            if hx * padded[1] != wx * padded[0] or hx % padded[0]:
+                raise ValueError(f"{type(module).__name__} input {hx}x{wx} is not an integer up-scaling of the "
+                                 f"padded {padded[0]}x{padded[1]} input: cannot batch padded images")
+            f = hx // padded[0]
+            rows, cols = torch.arange(hx, device=x.device), torch.arange(wx, device=x.device)
+            masks[key] = torch.stack([(rows[:, None] < h * f) & (cols[None, :] < w * f) for h, w in sizes])[:, None] \
+                .to(x.dtype)
+        return (x * masks[key],) + tuple(args[1:])
+
+    handles = [m.register_forward_pre_hook(mask_input) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def restore_many(restorer: Restorer, imgs: list[np.ndarray]) -> list[np.ndarray]:
+    """``[restorer(img) for img in imgs]``, batched where the restorer can (`NetworkRestorer.restore_many`,
+    also inside `TwoStage` and `ThenDownsample`)."""
+    if isinstance(restorer, NetworkRestorer):
+        return restorer.restore_many(imgs)
+    if isinstance(restorer, TwoStage):
+        return restore_many(restorer.sr, restore_many(restorer.car, imgs))
+    if isinstance(restorer, ThenDownsample):
+        return [restorer.downsample(r, img.shape) for r, img in zip(restore_many(restorer.restorer, imgs), imgs)]
+    return [restorer(img) for img in imgs]
 
 
 @dataclass

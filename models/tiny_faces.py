@@ -251,6 +251,9 @@ def detect(model: TinyFaces, image: np.ndarray, scales: Sequence[float] = SCALES
     return np.hstack([boxes[keep], logits[keep, None]])
 
 
+AMP_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 @dataclass
 class TinyFacesDetector:
     """A Tiny Faces model with its test settings, as the suite's Detector: image -> [N, 5] x1, y1, x2, y2, logit.
@@ -264,14 +267,23 @@ class TinyFacesDetector:
     templates: str = "original"
     max_side: int = MAX_SIDE
     name: str = "tiny_faces"
+    amp: str | None = None  # autocast dtype: None (fp32), "bf16" or "fp16"
+    channels_last: bool = False
 
     def __post_init__(self):
         template_ids(1.0, self.templates)  # validates the mode
+        if self.amp not in AMP_DTYPES:
+            raise ValueError(f"amp must be one of {', '.join(map(str, AMP_DTYPES))}, got {self.amp!r}")
         self.model.eval()
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", **settings) -> TinyFacesDetector:
         return cls(load_tiny_faces(path).to(device), **settings)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        return detect(self.model, image, self.scales, self.prob_thresh, self.nms_iou, self.templates, self.max_side)
+        device = next(self.model.parameters()).device
+        with torch.autocast(device.type, AMP_DTYPES[self.amp] or torch.bfloat16, enabled=self.amp is not None):
+            return detect(self.model, image, self.scales, self.prob_thresh, self.nms_iou, self.templates,
+                          self.max_side)

@@ -8,7 +8,7 @@ import numpy as np
 from fakes import CountingRestorer
 
 from benchmark import restore
-from benchmark.cache import RestorationCache, default_cache_dir, image_digest, restore_cached
+from benchmark.cache import RestorationCache, default_cache_dir, image_digest, restore_cached, restore_cached_many
 
 
 def test_round_trip_rgb_and_grey(tmp_path):
@@ -67,3 +67,18 @@ def test_interpolation_is_never_cached(tmp_path):
     for restorer in (restore.Identity(), restore.Bicubic(4)):
         restore_cached(restorer, img, cache)
         assert cache.get(restorer.cache_key, image_digest(img)) is None
+
+
+def test_restore_cached_many_reads_hits_and_writes_one_entry_per_image(tmp_path):
+    imgs = [np.random.default_rng(k).integers(0, 256, (4 + k, 6, 3), dtype=np.uint8) for k in range(3)]
+    sr = CountingRestorer(2)
+    cache = RestorationCache(tmp_path)
+    restore_cached(sr, imgs[1], cache)
+    results = restore_cached_many(sr, imgs, cache)
+    assert [r.hit for r in results] == [False, True, False] and sr.calls == 3
+    assert all(np.array_equal(r.image, sr(i)) for r, i in zip(results, imgs))
+    for img, r in zip(imgs, results):
+        entry = cache.get(sr.cache_key, image_digest(img))
+        assert np.array_equal(entry.image, r.image) and entry.compute_s == r.compute_s
+    down = restore_cached_many(restore.ThenDownsample(sr), imgs, cache)
+    assert all(r.hit for r in down) and sr.calls == 6  # the three sr(i) above, none here

@@ -9,6 +9,7 @@ from benchmark.degrade import degrade, imresize, modcrop
 from benchmark.images import read_image
 from models.cajnn import cajnn_lite
 from models.car import dncnn3
+from models.rrdb import RRDBNet
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,8 @@ def test_tile_starts_cover_the_image():
 def test_cache_key_names_weights_and_settings(lite_restorer_model):
     a = restore.NetworkRestorer(lite_restorer_model, "cajnn", 4, "abc", device="cpu")
     b = restore.NetworkRestorer(lite_restorer_model, "cajnn", 4, "abc", device="cpu", amp="bf16")
-    assert "abc" in a.cache_key and a.cache_key != b.cache_key
+    c = restore.NetworkRestorer(lite_restorer_model, "cajnn", 4, "abc", device="cpu", channels_last=True)
+    assert "abc" in a.cache_key and len({a.cache_key, b.cache_key, c.cache_key}) == 3
 
 
 def test_bf16_autocast_close_to_fp32(lite_restorer_model):
@@ -82,3 +84,57 @@ def test_composites():
 def test_too_small_image_is_refused(lite_restorer_model):
     with pytest.raises(ValueError, match="too small"):
         restore.NetworkRestorer(lite_restorer_model, "cajnn", 4, device="cpu")(np.zeros((1, 5, 3), np.uint8))
+
+
+def _max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> int:
+    assert [x.shape for x in a] == [y.shape for y in b]
+    return max(int(np.abs(x.astype(int) - y).max()) for x, y in zip(a, b))
+
+
+def test_restore_many_equals_one_at_a_time_on_varied_crops():
+    """Bundled CAJNN on 9 JPEG crops of a real photo, of different sizes (one larger than a 48-px tile, so tiled
+    alone): batched, padded and masked, every output equals the image restored alone within 1/255, in order
+    (without the masks the padding changes edges by up to 27/255)."""
+    photo = read_image(package_photo_paths(["astronaut"])["astronaut"])
+    sizes = [(12, 40), (14, 44), (12, 38), (20, 60), (9, 31), (16, 16), (13, 47), (21, 58), (50, 50)]
+    crops = [degrade(photo[10 * k:10 * k + 4 * h, 30 * k:30 * k + 4 * w], 4, 30) for k, (h, w) in enumerate(sizes)]
+    r = restore.cajnn(device="cpu", tile=48, overlap=8)
+    assert max(len(b) for b in restore.size_buckets([c.shape[:2] for c in crops[:-1]], 48 * 48)) >= 3
+    assert _max_difference(r.restore_many(crops), [r(c) for c in crops]) <= 1
+
+
+def test_restore_many_masks_nearest_upsampling_and_y_stages():
+    """A random RRDBNet (nearest x2 upsamplings, no skip) and a Y-channel DnCNN batched equal one at a time."""
+    torch.manual_seed(0)
+    imgs = [np.random.default_rng(k).integers(0, 256, (6 + k, 15 - k, 3), dtype=np.uint8) for k in range(5)]
+    for model, scale, on_y in ((RRDBNet(num_feat=8, num_block=1, num_grow=4), 4, False), (dncnn3(), 1, True)):
+        r = restore.NetworkRestorer(model.eval(), "m", scale, device="cpu", on_y=on_y)
+        assert _max_difference(r.restore_many(imgs), [r(i) for i in imgs]) <= 1
+
+
+def test_restore_many_on_real_ic13_crops(shared_data):
+    """Real ICDAR2013 word crops, as Table II feeds them to cajnn_x4 (the 10 smallest of the first 40)."""
+    from benchmark.datasets.icdar import read_icdar2013
+
+    items = read_icdar2013(shared_data / "text" / "IC13")[:40]
+    crops = sorted((read_image(i.origin) for i in items), key=lambda c: c.shape[0] * c.shape[1])[:10]
+    r = restore.cajnn(device="cpu")
+    assert _max_difference(restore.restore_many(r, crops), [r(c) for c in crops]) <= 1
+
+
+def test_size_buckets_respect_the_pixel_cap_and_waste():
+    sizes = [(10, 100), (10, 98), (30, 30), (10, 97), (31, 29), (200, 200)]
+    buckets = restore.size_buckets(sizes, max_pixels=3000, max_waste=0.25)
+    assert sorted(i for b in buckets for i in b) == list(range(6))
+    assert [3, 1, 0] in buckets and [4, 2] in buckets and [5] in buckets  # alone, over the cap
+    for b in buckets:
+        h, w = max(sizes[i][0] for i in b), max(sizes[i][1] for i in b)
+        assert len(b) == 1 or len(b) * h * w <= 3000
+        assert len(b) == 1 or len(b) * h * w - sum(sizes[i][0] * sizes[i][1] for i in b) <= 0.25 * len(b) * h * w
+
+
+def test_restore_many_of_composites_equals_their_calls():
+    imgs = [np.random.default_rng(k).integers(0, 256, (5 + k, 7, 3), dtype=np.uint8) for k in range(3)]
+    for r in (restore.Bicubic(4), restore.ThenDownsample(restore.Bicubic(4)),
+              restore.TwoStage(restore.Identity(), restore.Bicubic(2))):
+        assert all(np.array_equal(a, b) for a, b in zip(restore.restore_many(r, imgs), [r(i) for i in imgs]))

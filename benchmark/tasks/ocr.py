@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from benchmark import distributed, restore
-from benchmark.cache import RestorationCache, open_cache, restore_cached
+from benchmark.cache import RestorationCache, open_cache, restore_cached, restore_cached_many
 from benchmark.datasets.icdar import (FLAT_GT, GT_FILE, IMAGES_DIR, SUBSETS, WordItem, decode_image, in_subset,
                                      lmdb_dirs, read_flat, read_icdar2013, read_lmdb)
 from benchmark.datasets.synth_text import DEFAULT_N, default_test_set
@@ -294,18 +294,19 @@ def run_items(indices: list[int], restorer: restore.Restorer, recognizer: TextRe
     bar = tqdm(total=len(indices), desc=restorer.name, leave=False, dynamic_ncols=True, disable=not show_progress)
     for begin in range(0, len(indices), batch_size):
         batch = indices[begin:begin + batch_size]
-        restored, batch_records = [], []
-        for i in batch:
-            record = {"id": data.ids[i], "prediction": "", "confidence": 0.0, "error": data.problems[i],
-                      "restore_s": 0.0, "restore_compute_s": 0.0, "cache_hit": False, "recognize_s": 0.0}
-            if data.images[i] is not None:
-                start = time.perf_counter()
-                result = restore_cached(restorer, data.images[i], cache)
-                restore.synchronize(device)
-                record.update(restore_s=time.perf_counter() - start, restore_compute_s=result.compute_s,
-                              cache_hit=result.hit)
-                restored.append(result.image)
-            batch_records.append(record)
+        batch_records = [{"id": data.ids[i], "prediction": "", "confidence": 0.0, "error": data.problems[i],
+                          "restore_s": 0.0, "restore_compute_s": 0.0, "cache_hit": False, "recognize_s": 0.0}
+                         for i in batch]
+        usable = [(record, data.images[i]) for record, i in zip(batch_records, batch) if data.images[i] is not None]
+        start = time.perf_counter()
+        results = restore_cached_many(restorer, [image for _, image in usable], cache)  # batched by size
+        restore.synchronize(device)
+        seconds = time.perf_counter() - start
+        pixels = sum(image.shape[0] * image.shape[1] for _, image in usable)
+        for (record, image), result in zip(usable, results):  # the batch's wall time shared by pixels
+            record.update(restore_s=seconds * image.shape[0] * image.shape[1] / pixels,
+                          restore_compute_s=result.compute_s, cache_hit=result.hit)
+        restored = [result.image for result in results]
         if begin == 0 and restored:
             recognize_timed(recognizer, restored, device)
         predictions, seconds = recognize_timed(recognizer, restored, device)
@@ -409,7 +410,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
         cajnn_weights: str | None = None, batch_size: int = 64, out: str | Path = "results/ocr",
         device: str = "auto", seed: int = 0, limit: int | None = None, cache_dir: str | Path | None = None,
         keep_going: bool = False, lr_downscale: int | None = None, lr_jpeg_quality: int | None = None,
-        restorers: dict[str, restore.Restorer] | None = None,
+        amp: str | None = None, channels_last: bool = False, restorers: dict[str, restore.Restorer] | None = None,
         text_recognizer: TextRecognizerFn | dict[str, TextRecognizerFn] | None = None) -> pd.DataFrame | None:
     """Compute Table II into ``out``: ``<recognizer name>/predictions_<variant>.csv`` (+ ``.json`` with its key and
     timings; each recognizer has its own folder), ``table2.csv`` (one row per recognizer and variant),
@@ -432,7 +433,8 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
     check_degradation(lr_downscale, lr_jpeg_quality)
     ctx = distributed.init(device)
     out = Path(out)
-    chosen = {v: build_variant(v, cajnn_weights, {"device": str(ctx.device)}) for v in variants}
+    settings = {"device": str(ctx.device), "amp": amp, "channels_last": channels_last}
+    chosen = {v: build_variant(v, cajnn_weights, settings) for v in variants}
     chosen.update(restorers or {})
     if not chosen:
         raise InputError("--variants: nothing to run")
@@ -487,6 +489,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
                                               recognizers={m.name: m.key or m.name for m in models},
                                               predictions={m.name: str(model_folder(out, m.name)) for m in models},
                                               ranks=ctx.world, cache_dir=str(cache_dir) if cache_dir else None,
+                                              amp=amp, channels_last=channels_last,
                                               restorers={n: r.cache_key for n, r in chosen.items()}))
     print(title + markdown_table(shown) + notes)
     return table
@@ -559,4 +562,5 @@ def run_from_args(args: argparse.Namespace) -> pd.DataFrame:
                recognizer_weights=args.recognizer_weights, cajnn_weights=args.cajnn_weights,
                batch_size=args.batch_size, out=args.out or "results/ocr", device=args.device, seed=args.seed,
                limit=args.limit, cache_dir=args.cache_dir, keep_going=args.keep_going,
-               lr_downscale=args.lr_downscale, lr_jpeg_quality=args.lr_jpeg_quality)
+               lr_downscale=args.lr_downscale, lr_jpeg_quality=args.lr_jpeg_quality, amp=args.amp,
+               channels_last=args.channels_last)

@@ -132,7 +132,8 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
         methods: tuple[str, ...] = METHODS, crop_border: int = 0, grey_on_grey: bool = False, round_y: bool = False,
         cajnn_weights: str | None = None, rrdb_weights: str | None = None, dncnn_weights: str | None = None,
         arcnn_weights: str | None = None, out: str | Path = "results/sr", device: str = "auto",
-        amp: str | None = None, tile: int = 256, seed: int = 0, limit: int | None = None) -> pd.DataFrame:
+        amp: str | None = None, channels_last: bool = False, tile: int = 256, seed: int = 0,
+        limit: int | None = None) -> pd.DataFrame:
     """Compute Table I into ``out`` (long CSV, pivot CSV and Markdown, run.json); returns the long table.
 
     Under torchrun each rank restores its share of every dataset; rank 0 gathers the per-image scores and
@@ -148,7 +149,7 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
     datasets = datasets or ([EMBEDDED_DATASET] if data_root is None else ["Set5", "Set14"])
     ctx = distributed.init(device)
     torch_device = ctx.device
-    settings = {"device": str(torch_device), "amp": amp, "tile": tile}
+    settings = {"device": str(torch_device), "amp": amp, "channels_last": channels_last, "tile": tile}
     weights = {"cajnn": cajnn_weights, "rrdb": rrdb_weights, "dncnn": dncnn_weights, "arcnn": arcnn_weights}
     restorers = {m: build_method(m, weights, settings) for m in methods}
     images = {d: dataset_images(data_root, d, limit) for d in datasets}
@@ -206,7 +207,8 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
     notes = "".join(f"\n- {m}" for m in missing)
     write_atomic(out / "table1.md", title + markdown_table(table) + notes + "\n")
     write_json(out / "run.json", run_metadata(torch_device, task="sr", protocol=protocol, data_root=data_root,
-                                              datasets=datasets, qfs=list(qfs), amp=amp, tile=tile,
+                                              datasets=datasets, qfs=list(qfs), amp=amp,
+                                              channels_last=channels_last, tile=tile,
                                               restorers={m: (r if isinstance(r, str) else r.cache_key)
                                                          for m, r in restorers.items()}))
     print(title + markdown_table(table) + notes)
@@ -228,7 +230,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--rrdb-weights", help="ESRGAN RRDB_PSNR_x4 checkpoint (BasicSR or original layout)")
     g.add_argument("--dncnn-weights", help="KAIR dncnn3.pth")
     g.add_argument("--arcnn-weights", help="AR-CNN checkpoint")
-    g.add_argument("--amp", choices=["bf16", "fp16"], help="autocast the networks (default: fp32)")
     g.add_argument("--tile", type=int, default=256, help="LR tile size bounding memory (default 256)")
 
 
@@ -237,5 +238,6 @@ def run_from_args(args: argparse.Namespace) -> pd.DataFrame:
                crop_border=args.crop_border, grey_on_grey=args.grey_on_grey, round_y=args.round_y,
                cajnn_weights=args.cajnn_weights,
                rrdb_weights=args.rrdb_weights, dncnn_weights=args.dncnn_weights, arcnn_weights=args.arcnn_weights,
-               out=args.out or "results/sr", device=args.device, amp=args.amp, tile=args.tile, seed=args.seed,
+               out=args.out or "results/sr", device=args.device, amp=args.amp,
+               channels_last=args.channels_last, tile=args.tile, seed=args.seed,
                limit=args.limit)

@@ -102,7 +102,8 @@ def build_variant(name: str, cajnn_weights: str | None, settings: dict) -> Varia
     raise InputError(f"--variants: unknown {name!r} (choose from {', '.join(VARIANTS)})")
 
 
-def build_detector(detector_weights: str | None, templates: str, device: torch.device) -> tuple[Detector, str]:
+def build_detector(detector_weights: str | None, templates: str, device: torch.device, amp: str | None = None,
+                   channels_last: bool = False) -> tuple[Detector, str]:
     """Tiny Faces from `detector_weights` (default: the bundled synthetic-trained ResNet-18 variant) and its
     identity for reuse (file sha256 + test settings)."""
     path = Path(detector_weights) if detector_weights else TINY_FACES_R18_SYNTH.path
@@ -111,9 +112,11 @@ def build_detector(detector_weights: str | None, templates: str, device: torch.d
                          "python -m benchmark.train_tinyfaces, or pass --detector-weights)")
     if templates not in ("original", "port"):
         raise InputError(f"--templates: unknown {templates!r} (choose from original, port)")
-    detector = TinyFacesDetector(load_tiny_faces(path).to(device), templates=templates)
+    detector = TinyFacesDetector(load_tiny_faces(path).to(device), templates=templates, amp=amp,
+                                 channels_last=channels_last)
     key = (f"tiny_faces|{sha256_of(path)}|templates={templates}|scales={detector.scales}|"
-           f"prob={detector.prob_thresh}|nms={detector.nms_iou}|max_side={detector.max_side}")
+           f"prob={detector.prob_thresh}|nms={detector.nms_iou}|max_side={detector.max_side}"
+           + (f"|amp={amp}" if amp else "") + ("|channels_last" if channels_last else ""))
     return detector, key
 
 
@@ -307,8 +310,8 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         cajnn_weights: str | None = None, templates: str = "original", matlab: bool = False,
         lr_jpeg_quality: int | None = None, synth_images: int = synth_faces.DEFAULT_N,
         out: str | Path = "results/tinyface", device: str = "auto", seed: int = 0, limit: int | None = None,
-        cache_dir: str | Path | None = None, keep_going: bool = False,
-        restorers: dict[str, restore.Restorer] | None = None,
+        cache_dir: str | Path | None = None, keep_going: bool = False, amp: str | None = None,
+        channels_last: bool = False, restorers: dict[str, restore.Restorer] | None = None,
         detector: Detector | str | None = None) -> pd.DataFrame | None:
     """Compute Table III into ``out``: ``predictions/<variant>/`` (official format) and ``<variant>.json``,
     ``table3.csv``, ``table3.md``, ``fig6_pr.png``, ``scene.png``, ``run.json``; returns the table (None on torchrun
@@ -324,13 +327,13 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         raise InputError(f"--synth-images must be at least 1, got {synth_images}")
     ctx = distributed.init(device)
     torch_device = ctx.device
-    settings = {"device": str(torch_device)}
+    settings = {"device": str(torch_device), "amp": amp, "channels_last": channels_last}
     rows_wanted = [build_variant(v, cajnn_weights, settings) for v in variants]
     rows_wanted += [Variant(name, r) for name, r in (restorers or {}).items()]
     if isinstance(detector, str):
         detector = None if detector == "tinyfaces" else named_detector(detector, detector_weights, torch_device)
     if detector is None:
-        detector, detector_key = build_detector(detector_weights, templates, torch_device)
+        detector, detector_key = build_detector(detector_weights, templates, torch_device, amp, channels_last)
     else:
         detector_key = getattr(detector, "cache_key", None)
     out = Path(out)
@@ -398,8 +401,8 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
                                               description=data.description, n_images=len(data.gt), subset=subset,
                                               failed=list(data.failed.values()), evaluation=semantics,
                                               lr_jpeg_quality=lr_jpeg_quality, detector=detector_key,
-                                              ranks=ctx.world, cache_dir=cache_dir,
-                                              rows={r.name: r.cache_key for r in rows_wanted}))
+                                              ranks=ctx.world, cache_dir=cache_dir, amp=amp,
+                                              channels_last=channels_last, rows={r.name: r.cache_key for r in rows_wanted}))
     print(title + "\n\n" + markdown_table(shown) + notes)
     return table
 
@@ -425,4 +428,5 @@ def run_from_args(args: argparse.Namespace) -> pd.DataFrame | None:
                cajnn_weights=args.cajnn_weights, templates=args.templates, matlab=args.matlab,
                lr_jpeg_quality=args.lr_jpeg_quality, synth_images=args.synth_images,
                out=args.out or "results/tinyface", device=args.device, seed=args.seed, limit=args.limit,
-               cache_dir=args.cache_dir, keep_going=args.keep_going, detector=args.detector)
+               cache_dir=args.cache_dir, keep_going=args.keep_going, amp=args.amp,
+               channels_last=args.channels_last, detector=args.detector)

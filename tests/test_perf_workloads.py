@@ -1,0 +1,37 @@
+"""benchmark/perf_workloads.py: FLOPs counted per image shape, the summary's ratios, a missing workload's error."""
+import pandas as pd
+import pytest
+from torch import nn
+
+from benchmark import perf_workloads as pw
+from benchmark.errors import InputError
+from benchmark.perf import main
+
+
+def test_restorer_flops_sums_each_image_shape():
+    conv = nn.Conv2d(3, 8, 3, padding=1)
+    shapes = [(10, 12, 3), (10, 12, 3), (5, 4, 3)]
+    assert pw.restorer_flops(conv, shapes) == 2 * 3 * 8 * 9 * (120 + 120 + 20)
+    assert conv.weight.device.type == "cpu"  # counted on a meta copy
+
+
+def test_summary_gives_bf16_batching_and_ic13_ratios():
+    fp32, bf16 = pw.Mode("fp32", None, False), pw.Mode("bf16+cl", "bf16", True)
+    table = pd.DataFrame([pw.row("ic13", "cajnn_lite_cpu", fp32, "one_at_a_time", 10, 5.0, 10**12, 200.0),
+                          pw.row("ic13", "cajnn_lite_cpu", fp32, "batched", 10, 4.0, 10**12, 200.0),
+                          pw.row("ic13", "cajnn_lite_cpu", bf16, "one_at_a_time", 10, 2.5, 10**12, 400.0),
+                          pw.row("ic13", "cajnn_lite_cpu", bf16, "batched", 10, 1.0, 10**12, 400.0)])
+    assert table["gflops"].tolist() == [200.0, 250.0, 400.0, 1000.0] and table["ratio_to_probe"].iloc[0] == 1.0
+    lines = "\n".join(pw.summary(table))
+    assert "bf16+cl vs fp32, ic13 cajnn_lite_cpu batched: 4.00x" in lines
+    assert "batched vs one at a time, ic13 cajnn_lite_cpu fp32: 1.25x" in lines
+    assert "one at a time fp32 0.500 s/crop, best 0.100 s/crop: 5.00x" in lines
+
+
+def test_missing_workload_data_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(InputError, match="IC13"):
+        pw.load_workload("ic13", 2, tmp_path)
+    assert main(["--workload", "set5", "--restorers", "nope", "--detector-limit", "0", "--limit", "1",
+                 "--csv", str(tmp_path / "w.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --") and err.count("\n") == 1  # unknown restorer, or Set5 absent
