@@ -254,8 +254,8 @@ def detect(model: TinyFaces, image: np.ndarray, scales: Sequence[float] = SCALES
 @dataclass
 class TinyFacesDetector:
     """A Tiny Faces model with its test settings, as the suite's Detector: image -> [N, 5] x1, y1, x2, y2, logit.
-    The original writes WIDER files with rounded corners and w = x2 - x1 + 1: use
-    `benchmark.metrics.widerface.xyxy_to_xywh(dets, inclusive=True)` to match it."""
+    The official writers write WIDER files with rounded corners and w = x2 - x1 + 1:
+    `benchmark.metrics.widerface.xyxy_to_xywh(dets, inclusive=True)`, which the tinyface task uses."""
 
     model: TinyFaces
     scales: tuple[float, ...] = SCALES

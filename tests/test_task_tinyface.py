@@ -4,6 +4,7 @@ ranks, unusable images (refused together, or scored as failed), one-line errors.
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -49,7 +50,8 @@ def copy_of(root, tmp_path):
 
 
 class Oracle:
-    """Returns the ground truth of the HR image, or of its x4 downscale divided by 4, with random scores."""
+    """Returns the ground truth of the HR image (x2, y2 the last pixel inside, as Tiny Faces gives them), or of its x4
+    downscale divided by 4, with random scores."""
 
     cache_key = "oracle"
 
@@ -60,7 +62,7 @@ class Oracle:
         rng = np.random.default_rng(0)
         for image_id, b in zip(gt.image_ids, gt.boxes):
             hr = read_image(W.image_path(root / "images", image_id))
-            dets = np.hstack([b[:, :2], b[:, :2] + b[:, 2:], rng.uniform(-3, 3, (len(b), 1))]).astype(float)
+            dets = np.hstack([b[:, :2], b[:, :2] + b[:, 2:] - 1, rng.uniform(-3, 3, (len(b), 1))]).astype(float)
             self.boxes[self.key(hr)] = dets
             lr_dets = dets.copy()
             lr_dets[:, :4] /= 4
@@ -132,6 +134,29 @@ def test_python_api_any_detector_and_restorer_reuse_and_official_folders(synth_r
     again = tinyface.run(data_root=str(synth_root), variants=["hr", "lr"], out=out, device="cpu",
                          restorers={"lr_identity": restore.Identity()}, detector=oracle)
     assert oracle.calls == calls and again.equals(table)
+
+
+def matlab_round(v):
+    return int(math.copysign(math.floor(abs(v) + 0.5), v))
+
+
+def test_files_hold_boxes_as_the_official_writers_write_them(synth_root, tmp_path):
+    dets = np.array([[10.4, 20.5, 30.6, 40.49, 1.25], [-0.5, 2.5, 5.5, 7.5, -2.0], [3.0, 4.0, 3.0, 4.0, 0.5]])
+
+    def fixed(image):
+        return dets
+
+    tinyface.run(data_root=str(synth_root), variants=["hr", "lr"], out=tmp_path, device="cpu", detector=fixed)
+    for variant, scale in (("hr", 1), ("lr", 4)):
+        for path in (tmp_path / "predictions" / variant).rglob("*.txt"):
+            rows = [line.split() for line in path.read_text().splitlines()[2:]]
+            expected = []
+            for x1, y1, x2, y2, score in dets * [scale, scale, scale, scale, 1]:
+                x1, y1, x2, y2 = (matlab_round(v) for v in (x1, y1, x2, y2))
+                expected.append([x1, y1, x2 - x1 + 1, y2 - y1 + 1, score])  # cnn_widerface_test_AB.m
+            assert [[float(v) for v in row] for row in rows] == expected
+    hr = (tmp_path / "predictions" / "hr" / "0--chelsea" / "0_chelsea_synth_0000.txt").read_text().splitlines()
+    assert hr[2:] == ["10 21 22 20 1.25", "-1 3 8 6 -2", "3 4 1 1 0.5"]
 
 
 def test_partial_copy_is_a_labelled_subset(synth_root, tmp_path):

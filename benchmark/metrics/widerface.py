@@ -52,8 +52,9 @@ class SettingResult:
 
 def xyxy_to_xywh(dets: np.ndarray, inclusive: bool = False) -> np.ndarray:
     """Detector boxes x1, y1, x2, y2, score -> x, y, w, h, score. `inclusive=True` reads x2, y2 as the last pixel
-    inside the box and rounds to whole pixels first, as the original Tiny Faces writes its files
-    (`cnn_widerface_test_AB.m`: round, then w = x2 - x1 + 1)."""
+    inside the box and rounds to whole pixels first, as the official Tiny Faces writers do (`cnn_widerface_test_AB.m`:
+    MATLAB round of the corners, then w = x2 - x1 + 1; tiny-faces-pytorch `evaluation.py` rounds x1 and x2 - x1 + 1
+    instead, the same numbers except for corners near half a pixel)."""
     dets = np.asarray(dets, dtype=np.float64).reshape(-1, 5)
     box = dets[:, :4]
     if inclusive:

@@ -4,7 +4,9 @@ MATLAB-bicubic downscale, and on that downscale restored x4 (DESIGN 2, 7, 8, 9).
 Rows: ``hr`` (the image as it is), ``lr`` (x4 downscale, optional JPEG; its detections are scaled back x4),
 ``lr_bicubic`` (control: MATLAB bicubic x4 up), ``lr_cajnn`` (CAJNN x4). Any restorer (``name``, ``scale``,
 ``cache_key``, ``__call__``) becomes a row from Python, and any detector (uint8 RGB image -> [N, 5] x1, y1, x2, y2,
-score) replaces Tiny Faces. Scores are the detector's raw values (Tiny Faces: logits) in every row, because the
+score, with x2, y2 the last pixel inside the box as Tiny Faces gives them) replaces Tiny Faces. Boxes are written as the
+official writers write them (tiny-faces-pytorch `evaluation.py`, `cnn_widerface_test_AB.m`): corners rounded, then
+w = x2 - x1 + 1, h = y2 - y1 + 1. Scores are the detector's raw values (Tiny Faces: logits) in every row, because the
 official evaluation min-max normalises them over the dataset (DESIGN 6.3).
 
 Data: a WIDER FACE validation folder under ``--data-root`` (official or flat layout); only the images present are
@@ -54,6 +56,8 @@ from models.weights import TINY_FACES_R18_SYNTH, sha256_of
 
 SCALE = 4
 VARIANTS = ("hr", "lr", "lr_bicubic", "lr_cajnn")
+# How a row's files write boxes (part of its reuse key: files written otherwise are recomputed)
+BOX_FORMAT = "rounded corners, w = x2 - x1 + 1"
 STATS = ("time_restore_s", "restore_compute_s", "cache_hits", "time_detect_s", "time_total_s", "device")
 Detector = Callable[[np.ndarray], np.ndarray]
 
@@ -191,7 +195,7 @@ def detect_images(variant: Variant, detector: Detector, data: Dataset, ids: list
         restore.synchronize(ctx.device)
         detect_s = time.perf_counter() - start
         dets[:, :4] *= box_scale
-        record = {"id": image_id, "detections": xyxy_to_xywh(dets).tolist(), "restore_s": restore_s,
+        record = {"id": image_id, "detections": xyxy_to_xywh(dets, inclusive=True).tolist(), "restore_s": restore_s,
                   "detect_s": detect_s, "total_s": time.perf_counter() - start_total, "compute_s": compute_s,
                   "hit": hit}
         log.append([record])
@@ -322,7 +326,7 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
     subset = len(data.gt) < data.n_gt_images
     semantics = "MATLAB eval_tools (int32)" if matlab else "official Python port (sorted per image)"
     device_text = device_description(torch_device) + (f", {ctx.world} torchrun ranks" if ctx.distributed else "")
-    keys = {v.name: {"variant": v.cache_key, "detector": detector_key, "data": data.digest,
+    keys = {v.name: {"variant": v.cache_key, "detector": detector_key, "data": data.digest, "boxes": BOX_FORMAT,
                      "lr_jpeg_quality": None if v.restorer is None else lr_jpeg_quality} for v in rows_wanted}
     stored = {v.name: finished(out / "predictions" / f"{v.name}.json", keys[v.name]) if detector_key is not None
               else None for v in rows_wanted}
