@@ -51,7 +51,7 @@ from benchmark.images import read_image
 from benchmark.metrics.widerface import SettingResult, evaluate, read_predictions, write_predictions, xyxy_to_xywh
 from benchmark.progress import ProgressLog
 from benchmark.report import device_description, markdown_table, run_metadata, write_atomic, write_csv, write_json
-from models.tiny_faces import TinyFacesDetector, load_tiny_faces
+from models.tiny_faces import TEMPLATE_MODES, TinyFacesDetector, load_tiny_faces
 from models.weights import TINY_FACES_R18_SYNTH, sha256_of
 
 SCALE = 4
@@ -109,8 +109,8 @@ def build_detector(detector_weights: str | None, templates: str, device: torch.d
     if not detector_weights and not path.is_file():
         raise InputError(f"{path}: the bundled detector weights are missing (train them with "
                          "python -m benchmark.train_tinyfaces, or pass --detector-weights)")
-    if templates not in ("original", "port"):
-        raise InputError(f"--templates: unknown {templates!r} (choose from original, port)")
+    if templates not in TEMPLATE_MODES:
+        raise InputError(f"--templates: unknown {templates!r} (choose from {', '.join(TEMPLATE_MODES)})")
     detector = TinyFacesDetector(load_tiny_faces(path).to(device), templates=templates)
     key = (f"tiny_faces|{sha256_of(path)}|templates={templates}|scales={detector.scales}|"
            f"prob={detector.prob_thresh}|nms={detector.nms_iou}|max_side={detector.max_side}")
@@ -397,8 +397,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--detector-weights", help="Tiny Faces checkpoint: tiny-faces-pytorch's released file, a bare "
                    "state_dict or our float16 safetensors (default: the bundled ResNet-18 variant trained on "
                    "synthetic scenes)")
-    g.add_argument("--templates", choices=["original", "port"], default="original",
-                   help="type-B templates at the 2x level as the original (default) or never, as the PyTorch port")
+    g.add_argument("--templates", choices=TEMPLATE_MODES, default="original",
+                   help="original (default): type-A templates at every level, type B at the 2x level, as the MATLAB "
+                   "release; port: what tiny-faces-pytorch's code does (all 25 templates, feature-map columns 0-3 "
+                   "and 12-24 zeroed; a level under 25 columns is an error, as it crashes the port); typeA: the "
+                   "port's template selection as intended (type A only)")
     g.add_argument("--matlab", action="store_true", help="MATLAB eval_tools int32 semantics (default: the "
                    "official Python port with each image's predictions sorted)")
     g.add_argument("--lr-jpeg-quality", type=int, help="JPEG-compress the LR images at this quality (default: none)")
