@@ -203,6 +203,25 @@ def test_evaluate_matches_official_code_on_real_gt(shared_data, matlab):
         assert np.array_equal(res[setting].recall, curve[:, 1])
 
 
+def test_cli_present_only_scores_the_images_with_a_file_as_the_task_does(tmp_path, capsys):
+    gt = make_gt(TINY_GT)
+    write_gt_mat(gt, tmp_path / "gt")
+    W.write_predictions({"ev/a": TINY_PRED}, tmp_path / "pred")  # ev/b has no file
+    args = [str(tmp_path / "pred"), str(tmp_path / "gt")]
+    assert W.main(args) == 0
+    assert json.loads(capsys.readouterr().out)["hard"] == pytest.approx(5 / 9)  # ev/b's face counts as missed
+    assert W.main(args + ["--present-only"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["hard"] == pytest.approx(W.evaluate({"ev/a": TINY_PRED}, gt, ["ev/a"])["hard"].ap)
+    assert json.loads(captured.out)["hard"] == pytest.approx(5 / 6)
+    assert "note: subset of 1 images, not the official protocol (those with a prediction file, of 2)" in captured.err
+    (tmp_path / "empty").mkdir()
+    assert W.main([str(tmp_path / "empty"), str(tmp_path / "gt"), "--present-only"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: {tmp_path / 'empty'}: --present-only: none of the 2 images of {tmp_path / 'gt'} has a "
+                   "prediction file here"]
+
+
 def test_port_unsorted_matches_the_port_on_shuffled_real_gt(shared_data, tmp_path):
     gt = read_gt_mat(shared_data / "widerface")
     ids = gt.image_ids[::40]

@@ -368,6 +368,13 @@ def evaluate(
     return results
 
 
+def scope(n_images: int, n_gt_images: int) -> str:
+    """How much of the ground truth an evaluation covers, as tables and the CLI say it."""
+    if n_images < n_gt_images:
+        return f"subset of {n_images} images, not the official protocol"
+    return f"all {n_images} images"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark.metrics.widerface",
@@ -379,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--matlab", action="store_true", help="MATLAB eval_tools int32 semantics")
     mode.add_argument("--port-unsorted", action="store_true", help="the Python port exactly: each file's predictions "
                       "in file order (default: sorted by score first, as MATLAB does; they differ on unsorted files)")
+    parser.add_argument("--present-only", action="store_true", help="score only the images that have a prediction "
+                        "file (a subset, as the tinyface task scores a partial copy; default: every GT image, a "
+                        "missing file counting as no detections)")
     parser.add_argument("--save-pr", type=Path, help="write the PR curves to this .npz ([T, 2] precision, recall "
                         "per setting, like the official pr_cruve)")
     args = parser.parse_args(argv)
@@ -387,11 +397,17 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"{args.pred_dir}: prediction folder not found")
         gt = read_gt_mat(args.gt_dir)
         preds = read_predictions(args.pred_dir, gt.image_ids)
-        results = evaluate(preds, gt, matlab=args.matlab, sort=not args.port_unsorted)
+        if args.present_only and not preds:
+            raise InputError(f"{args.pred_dir}: --present-only: none of the {len(gt)} images of {args.gt_dir} has a "
+                             "prediction file here")
+        ids = list(preds) if args.present_only else None
+        results = evaluate(preds, gt, image_ids=ids, matlab=args.matlab, sort=not args.port_unsorted)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if len(preds) < len(gt):
+    if args.present_only:
+        print(f"note: {scope(len(preds), len(gt))} (those with a prediction file, of {len(gt)})", file=sys.stderr)
+    elif len(preds) < len(gt):
         print(f"note: {len(gt) - len(preds)} of {len(gt)} images have no prediction file (scored as no detections)",
               file=sys.stderr)
     if args.save_pr:

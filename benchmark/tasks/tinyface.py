@@ -48,7 +48,8 @@ from benchmark.datasets.widerface import GT_MAT, SETTING_MAT, SETTINGS, WiderFac
 from benchmark.degrade import degrade
 from benchmark.errors import InputError, refuse_unusable
 from benchmark.images import read_image
-from benchmark.metrics.widerface import SettingResult, evaluate, read_predictions, write_predictions, xyxy_to_xywh
+from benchmark.metrics.widerface import SettingResult, evaluate, read_predictions, scope, write_predictions, \
+    xyxy_to_xywh
 from benchmark.progress import ProgressLog
 from benchmark.report import device_description, markdown_table, run_metadata, write_atomic, write_csv, write_json
 from models.tiny_faces import TEMPLATE_MODES, TinyFacesDetector, load_tiny_faces
@@ -358,10 +359,8 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
 
     table = pd.DataFrame(rows)
     write_csv(table, out / "table3.csv")
-    scope = (f"subset of {len(data.gt)} images, not the official protocol" if subset
-             else f"all {len(data.gt)} images")
-    title = (f"Table III: face detection AP, {data.description}, {scope}; evaluation: {semantics}; "
-             f"LR = x{SCALE} MATLAB bicubic" + (f" + JPEG q{lr_jpeg_quality}" if lr_jpeg_quality else "") +
+    title = (f"Table III: face detection AP, {data.description}, {scope(len(data.gt), data.n_gt_images)}; "
+             f"evaluation: {semantics}; LR = x{SCALE} MATLAB bicubic" + (f" + JPEG q{lr_jpeg_quality}" if lr_jpeg_quality else "") +
              "; raw detector scores")
     shown = table.copy()
     for c in [c for c in shown.columns if c.startswith("ap_")]:
