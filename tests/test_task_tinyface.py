@@ -361,6 +361,40 @@ def test_unusable_images_are_all_named_before_any_work(tmp_path):
     assert len(lines) == 3 and not (out / "predictions").exists()
 
 
+def break_gt_list(root, image_index):
+    """Make `image_index`'s hard gt_list point past its faces (a malformed entry of wider_hard_val.mat)."""
+    path = root / "wider_hard_val.mat"
+    mat = scipy.io.loadmat(str(path))
+    k = image_index
+    for e in range(mat["gt_list"].shape[0]):
+        cell = mat["gt_list"][e, 0]
+        if k < cell.shape[0]:
+            cell[k, 0] = np.array([[999.0]])
+            break
+        k -= cell.shape[0]
+    scipy.io.savemat(str(path), {key: v for key, v in mat.items() if not key.startswith("__")})
+
+
+def test_malformed_gt_entries_are_named_with_the_unusable_images(tmp_path, capsys):
+    root, gt, paths, oracle = bad_corpus(tmp_path)
+    break_gt_list(root, 1)
+    base = ["--task", "tinyface", "--data-root", str(root), "--variants", "hr", "--out", str(tmp_path / "out"),
+            "--device", "cpu", "--no-cache"]
+    lines = error_lines(capsys, base)
+    assert lines[0] == ("error: 3 of 5 images are unusable (--keep-going skips malformed ground-truth entries and "
+                        "scores unusable images as failed):")
+    assert lines[1] == f"  {root / 'wider_hard_val.mat'}: gt_list of {gt.image_ids[1]} is outside 1..{len(gt.boxes[1])}"
+    assert lines[2].startswith(f"  {paths[3]}: cannot decode image (") and lines[3].startswith(f"  {paths[4]}: 1x1")
+    assert len(lines) == 4 and not (tmp_path / "out" / "predictions").exists()
+    table = tinyface.run(data_root=str(root), variants=["hr"], out=tmp_path / "out", device="cpu", keep_going=True,
+                         detector=oracle)
+    assert table["n_images"].tolist() == [4] and table["failed"].tolist() == [2]
+    md = (tmp_path / "out" / "table3.md").read_text()
+    assert "subset of 4 images, not the official protocol" in md
+    assert "Skipped ground-truth entries (1; malformed, not scored):\n- " + lines[1].strip() in md
+    assert not (tmp_path / "out" / "predictions" / "hr" / f"{gt.image_ids[1]}.txt").exists()
+
+
 def test_keep_going_scores_unusable_images_as_failed(tmp_path):
     root, gt, paths, oracle = bad_corpus(tmp_path)
     out = tmp_path / "out"

@@ -44,7 +44,7 @@ from benchmark import distributed, restore
 from benchmark.cache import RestorationCache, open_cache, restore_cached
 from benchmark.datasets import synth_faces
 from benchmark.datasets.widerface import GT_MAT, SETTING_MAT, SETTINGS, WiderFaceGT, image_path, images_on_disk, \
-    locate, read_gt_mat
+    locate, read_gt_entries
 from benchmark.degrade import degrade
 from benchmark.errors import InputError, refuse_unusable
 from benchmark.images import read_image
@@ -79,8 +79,8 @@ class Variant:
 @dataclass
 class Dataset:
     """The evaluated images (ids in ground-truth order), their ground truth, a description for the table, a digest
-    of the ground truth files and image bytes (the data part of a row's reuse key) and the unusable images (id ->
-    problem, naming the file), which every row scores as failed."""
+    of the ground truth files and image bytes (the data part of a row's reuse key), the unusable images (id ->
+    problem, naming the file), which every row scores as failed, and the malformed ground-truth entries, skipped."""
 
     images_dir: Path
     gt: WiderFaceGT
@@ -88,6 +88,7 @@ class Dataset:
     description: str
     digest: str
     failed: dict[str, str] = field(default_factory=dict)
+    malformed: list[str] = field(default_factory=list)
 
 
 def build_variant(name: str, cajnn_weights: str | None, settings: dict) -> Variant:
@@ -131,7 +132,8 @@ def load_dataset(data_root: str | None, synth_images: int, seed: int, limit: int
                  keep_going: bool, ctx: distributed.Context) -> Dataset:
     """The ground truth of the images present under `data_root` (or of the embedded synthetic set, which rank 0
     generates while the others wait), first `limit`. Every image is decoded first, on every rank (so all ranks
-    agree): the unusable ones are all named in one InputError, or with `keep_going` kept as failed."""
+    agree): the unusable ones and the malformed ground-truth entries are all named in one InputError, or with
+    `keep_going` kept as failed and skipped."""
     if data_root is None:
         if ctx.is_main:
             synth_faces.default_test_set(cache_dir, synth_images, seed)
@@ -142,9 +144,9 @@ def load_dataset(data_root: str | None, synth_images: int, seed: int, limit: int
         root = Path(data_root)
         description = f"WIDER FACE val at {root}"
     layout = locate(root)
-    gt = read_gt_mat(layout.gt_dir)
+    gt, malformed = read_gt_entries(layout.gt_dir)
     ids = images_on_disk(layout.images_dir, gt.image_ids)
-    if not ids:
+    if not ids and (keep_going or not malformed):
         raise InputError(f"{layout.images_dir}: none of the {len(gt)} images listed in {layout.gt_dir / GT_MAT} "
                          "is on disk")
     ids = ids[:limit] if limit else ids
@@ -162,8 +164,11 @@ def load_dataset(data_root: str | None, synth_images: int, seed: int, limit: int
             content = failed[image_id].encode()  # a failed image has no detections whatever its bytes
         digest.update(image_id.encode() + b"\0" + content)
     if not keep_going:
-        refuse_unusable(list(failed.values()), len(ids), "images", "--keep-going scores them as failed")
-    return Dataset(layout.images_dir, gt.subset(ids), len(gt), description, digest.hexdigest(), failed)
+        hint = ("--keep-going skips malformed ground-truth entries and scores unusable images as failed" if malformed
+                else "--keep-going scores them as failed")
+        refuse_unusable(malformed + list(failed.values()), len(ids) + len(malformed), "images", hint)
+    return Dataset(layout.images_dir, gt.subset(ids), len(gt) + len(malformed), description, digest.hexdigest(),
+                   failed, malformed)
 
 
 def detect_images(variant: Variant, detector: Detector, data: Dataset, ids: list[str], jpeg_quality: int | None,
@@ -372,6 +377,9 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
     notes = (f"\nFaces counted: {faces}. Detector: {detector_key or 'custom'}. Seconds are summed over the images "
              "(over every torchrun rank, and over the runs a resumed row took): time_restore_s is the restoration "
              "wall time as run (cache reads included), restore_compute_s what computing the restorations cost.\n")
+    if data.malformed:
+        notes += (f"\nSkipped ground-truth entries ({len(data.malformed)}; malformed, not scored):\n" +
+                  "".join(f"- {problem}\n" for problem in data.malformed))
     if data.failed:
         notes += (f"\nFailed images ({len(data.failed)}; no detections, their faces count as missed):\n" +
                   "".join(f"- {problem}\n" for problem in data.failed.values()))
@@ -383,7 +391,8 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         scene_figure(out / "scene.png", data, preds, usable[0])
     write_json(out / "run.json", run_metadata(torch_device, task="tinyface", data_root=data_root,
                                               description=data.description, n_images=len(data.gt), subset=subset,
-                                              failed=list(data.failed.values()), evaluation=semantics,
+                                              failed=list(data.failed.values()), skipped_gt=data.malformed,
+                                              evaluation=semantics,
                                               lr_jpeg_quality=lr_jpeg_quality, detector=detector_key,
                                               ranks=ctx.world, cache_dir=cache_dir,
                                               rows={r.name: r.cache_key for r in rows_wanted}))
