@@ -159,6 +159,25 @@ def test_files_hold_boxes_as_the_official_writers_write_them(synth_root, tmp_pat
     assert hr[2:] == ["10 21 22 20 1.25", "-1 3 8 6 -2", "3 4 1 1 0.5"]
 
 
+def function_detector(box):
+    """A plain function (no cache_key), always named `detect`, that finds `box` in every image."""
+
+    def detect(image):
+        return np.array([box])
+
+    return detect
+
+
+def test_function_detectors_are_never_reused_from_an_earlier_run(synth_root, tmp_path, capsys):
+    first, second = function_detector([1, 2, 30, 40, 0.5]), function_detector([5, 6, 20, 30, 0.7])
+    for detector, line in ((first, "1 2 30 39 0.5"), (second, "5 6 16 25 0.7")):
+        tinyface.run(data_root=str(synth_root), variants=["hr"], out=tmp_path, device="cpu", detector=detector)
+        for path in (tmp_path / "predictions" / "hr").rglob("*.txt"):
+            assert path.read_text().splitlines()[2:] == [line]
+        err = capsys.readouterr().err
+        assert err.count("note: the detector 'detect' has no cache_key, so its rows are recomputed") == 1
+
+
 def test_partial_copy_is_a_labelled_subset(synth_root, tmp_path):
     root = copy_of(synth_root, tmp_path)
     next((root / "images" / "1--coffee").glob("*.jpg")).unlink()

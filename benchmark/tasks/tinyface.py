@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -117,6 +118,11 @@ def build_detector(detector_weights: str | None, templates: str, device: torch.d
     key = (f"tiny_faces|{sha256_of(path)}|templates={templates}|scales={detector.scales}|"
            f"prob={detector.prob_thresh}|nms={detector.nms_iou}|max_side={detector.max_side}")
     return detector, key
+
+
+def detector_name(detector: Detector) -> str:
+    """A detector's name: its `name` attribute, else a function's or class's name."""
+    return str(getattr(detector, "name", None) or getattr(detector, "__name__", None) or type(detector).__name__)
 
 
 def read_hr(path: Path) -> np.ndarray:
@@ -327,6 +333,9 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         detector, detector_key = build_detector(detector_weights, templates, torch_device)
     else:
         detector_key = getattr(detector, "cache_key", None)
+        if detector_key is None and ctx.is_main:
+            print(f"note: the detector {detector_name(detector)!r} has no cache_key, so its rows are recomputed, never "
+                  "reused or resumed from earlier runs (give it a stable cache_key to allow that)", file=sys.stderr)
     out = Path(out)
     data = load_dataset(data_root, synth_images, seed, limit, out, keep_going, ctx)
     subset = len(data.gt) < data.n_gt_images
@@ -355,7 +364,7 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         results[variant.name] = evaluate(preds[variant.name], data.gt, matlab=matlab)
         rows.append({"variant": variant.name, **{f"ap_{s}": results[variant.name][s].ap for s in SETTINGS},
                      "n_images": len(data.gt), "failed": len(data.failed), **{k: meta["stats"][k] for k in STATS},
-                     "restorer": variant.cache_key, "detector": detector_key or getattr(detector, "name", "custom")})
+                     "restorer": variant.cache_key, "detector": detector_key or detector_name(detector)})
     if cache is not None:
         cache.close()
     distributed.close(ctx)
@@ -374,7 +383,7 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         shown[c] = shown[c].map(lambda v: f"{v:.1f}")
     shown = shown.drop(columns=["restorer", "detector"])
     faces = ", ".join(f"{s} {results[rows[0]['variant']][s].num_faces}" for s in SETTINGS) if rows else ""
-    notes = (f"\nFaces counted: {faces}. Detector: {detector_key or 'custom'}. Seconds are summed over the images "
+    notes = (f"\nFaces counted: {faces}. Detector: {detector_key or detector_name(detector)}. Seconds are summed over the images "
              "(over every torchrun rank, and over the runs a resumed row took): time_restore_s is the restoration "
              "wall time as run (cache reads included), restore_compute_s what computing the restorations cost.\n")
     if data.malformed:
