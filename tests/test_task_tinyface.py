@@ -178,6 +178,22 @@ def test_function_detectors_are_never_reused_from_an_earlier_run(synth_root, tmp
         assert err.count("note: the detector 'detect' has no cache_key, so its rows are recomputed") == 1
 
 
+def test_warm_up_runs_on_the_first_images_shapes(synth_root, tmp_path):
+    shapes = []
+
+    def recording(image):
+        shapes.append(image.shape)
+        return np.zeros((0, 5))
+
+    counting = CountingRestorer()
+    tinyface.run(data_root=str(synth_root), variants=["hr", "lr"], out=tmp_path, device="cpu", detector=recording,
+                 restorers={"lr_counting": counting})
+    hr = [read_image(W.image_path(synth_root / "images", i)).shape for i in W.read_gt_mat(synth_root).image_ids]
+    lr = [degrade(np.zeros(s, np.uint8), 4).shape for s in hr]
+    up = [(4 * h, 4 * w, 3) for h, w, _ in lr]
+    assert shapes == [hr[0], *hr, lr[0], *lr, up[0], *up]  # each row: warm-up on its first image's shape, then all
+
+
 def test_partial_copy_is_a_labelled_subset(synth_root, tmp_path):
     root = copy_of(synth_root, tmp_path)
     next((root / "images" / "1--coffee").glob("*.jpg")).unlink()

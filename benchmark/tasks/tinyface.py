@@ -21,7 +21,8 @@ are unchanged is read back instead of recomputed. Restorations go through the LM
 another detector never redoes them. Each finished image is appended to ``predictions/<variant>.parts/``
 (`benchmark.progress`), so a killed run resumes where it stopped. Under torchrun each rank detects its share of a
 row's images and rank 0 gathers them and writes every file. Timings: warm-up first, device synchronised, per stage,
-summed over images (so over ranks, and over the runs a resumed row took).
+summed over images (so over ranks, and over the runs a resumed row took); the warm-up runs the restorer and detector on
+the first image's shapes, so the order of the rows does not change their times.
 """
 from __future__ import annotations
 
@@ -184,9 +185,12 @@ def detect_images(variant: Variant, detector: Detector, data: Dataset, ids: list
     restoration cost when it was computed (`compute_s`) and whether the cache held it (`hit`)."""
     if not ids:
         return []
-    warm = np.full((64, 64, 3), 128, np.uint8)
-    if variant.restorer is not None:  # warm-up, not timed; through the cache, so a fully cached row never runs it
-        restore_cached(variant.restorer, warm[:16, :16], cache)
+    # warm-up on the shapes of the first image (kernels and buffers are set up per shape), not timed, so the row
+    # run first does not pay for it; the restorer sees a grey image through the cache (a cached row never runs it)
+    warm = read_hr(image_path(data.images_dir, ids[0]))
+    if variant.restorer is not None:
+        grey = np.full_like(degrade(warm, SCALE, jpeg_quality), 128)
+        warm = restore_cached(variant.restorer, grey, cache).image
     detector(warm)
     box_scale = 1.0 if variant.restorer is None else SCALE / variant.restorer.scale
     records = []
