@@ -15,10 +15,11 @@ embedded default: synthetic crowd scenes in WIDER layout (`benchmark.datasets.sy
 Every image is decoded before any work: unusable ones (undecodable, too small for the x4 downscale) are all named in
 one error, or with ``--keep-going`` scored as failed (no detections: their faces count as missed).
 
-Each row writes an official prediction folder ``predictions/<variant>/<event>/<name>.txt`` (with
-``predictions/<variant>.json`` beside it: its key and timings, written last); a row whose restorer, detector and data
-are unchanged is read back instead of recomputed. Restorations go through the LMDB cache (`benchmark.cache`), so
-another detector never redoes them. Each finished image is appended to ``predictions/<variant>.parts/``
+Each row writes an official prediction folder ``<detector>/predictions/<variant>/<event>/<name>.txt`` under
+``--out``, one sub-folder per detector so that another detector never overwrites it (with ``<variant>.json`` beside
+it: its key and timings, written last; the tables stay at ``--out``); a row whose restorer, detector and data are
+unchanged is read back instead of recomputed. Restorations go through the LMDB cache (`benchmark.cache`), so another
+detector never redoes them. Each finished image is appended to ``<variant>.parts/`` beside the folder
 (`benchmark.progress`), so a killed run resumes where it stopped. Under torchrun each rank detects its share of a
 row's images and rank 0 gathers them and writes every file. Timings: warm-up first, device synchronised, per stage,
 summed over images (so over ranks, and over the runs a resumed row took); the warm-up runs the restorer and detector on
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 import sys
 import time
@@ -107,15 +109,16 @@ def build_variant(name: str, cajnn_weights: str | None, settings: dict) -> Varia
 
 
 def build_detector(detector_weights: str | None, templates: str, device: torch.device) -> tuple[Detector, str]:
-    """Tiny Faces from `detector_weights` (default: the bundled synthetic-trained ResNet-18 variant) and its
-    identity for reuse (file sha256 + test settings)."""
+    """Tiny Faces from `detector_weights` (default: the bundled synthetic-trained ResNet-18 variant), named after the
+    file (and the template mode unless original), and its identity for reuse (file sha256 + test settings)."""
     path = Path(detector_weights) if detector_weights else TINY_FACES_R18_SYNTH.path
     if not detector_weights and not path.is_file():
         raise InputError(f"{path}: the bundled detector weights are missing (train them with "
                          "python -m benchmark.train_tinyfaces, or pass --detector-weights)")
     if templates not in TEMPLATE_MODES:
         raise InputError(f"--templates: unknown {templates!r} (choose from {', '.join(TEMPLATE_MODES)})")
-    detector = TinyFacesDetector(load_tiny_faces(path).to(device), templates=templates)
+    name = path.stem.split(".")[0] + ("" if templates == "original" else f"_{templates}")
+    detector = TinyFacesDetector(load_tiny_faces(path).to(device), templates=templates, name=name)
     key = (f"tiny_faces|{sha256_of(path)}|templates={templates}|scales={detector.scales}|"
            f"prob={detector.prob_thresh}|nms={detector.nms_iou}|max_side={detector.max_side}")
     return detector, key
@@ -124,6 +127,13 @@ def build_detector(detector_weights: str | None, templates: str, device: torch.d
 def detector_name(detector: Detector) -> str:
     """A detector's name: its `name` attribute, else a function's or class's name."""
     return str(getattr(detector, "name", None) or getattr(detector, "__name__", None) or type(detector).__name__)
+
+
+def detector_folder(detector: Detector) -> str:
+    """The sub-folder of --out for a detector's predictions: its name with characters other than letters, digits,
+    '.', '_' and '-' replaced by '_'."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", detector_name(detector))
+    return "_" + name if name.strip(".") == "" else name
 
 
 def read_hr(path: Path) -> np.ndarray:
@@ -316,9 +326,9 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         out: str | Path = "results/tinyface", device: str = "auto", seed: int = 0, limit: int | None = None,
         cache_dir: str | Path | None = None, keep_going: bool = False,
         restorers: dict[str, restore.Restorer] | None = None, detector: Detector | None = None) -> pd.DataFrame | None:
-    """Compute Table III into ``out``: ``predictions/<variant>/`` (official format) and ``<variant>.json``,
-    ``table3.csv``, ``table3.md``, ``fig6_pr.png``, ``scene.png``, ``run.json``; returns the table (None on torchrun
-    ranks > 0, which only detect their share).
+    """Compute Table III into ``out``: ``<detector name>/predictions/<variant>/`` (official format) and
+    ``<variant>.json`` there, ``table3.csv``, ``table3.md``, ``fig6_pr.png``, ``scene.png``, ``run.json``; returns the
+    table (None on torchrun ranks > 0, which only detect their share).
 
     ``cache_dir``: the restoration cache (None: none). ``keep_going``: score unusable images as failed instead of
     refusing the dataset. ``restorers`` adds rows (name -> restorer applied to the LR image); ``detector`` replaces
@@ -347,17 +357,18 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
     device_text = device_description(torch_device) + (f", {ctx.world} torchrun ranks" if ctx.distributed else "")
     keys = {v.name: {"variant": v.cache_key, "detector": detector_key, "data": data.digest, "boxes": BOX_FORMAT,
                      "lr_jpeg_quality": None if v.restorer is None else lr_jpeg_quality} for v in rows_wanted}
-    stored = {v.name: finished(out / "predictions" / f"{v.name}.json", keys[v.name]) if detector_key is not None
+    pred_root = out / detector_folder(detector) / "predictions"
+    stored = {v.name: finished(pred_root / f"{v.name}.json", keys[v.name]) if detector_key is not None
               else None for v in rows_wanted}
     distributed.barrier(ctx)  # every rank knows which rows are reused before rank 0 rewrites any
     cache = open_cache(cache_dir)
 
     rows, preds, results = [], {}, {}
     for variant in tqdm(rows_wanted, desc="Table III", dynamic_ncols=True, disable=not ctx.is_main):
-        pred_dir, meta_path = out / "predictions" / variant.name, out / "predictions" / f"{variant.name}.json"
+        pred_dir, meta_path = pred_root / variant.name, pred_root / f"{variant.name}.json"
         meta = stored[variant.name]
         if meta is None:
-            log = ProgressLog(out / "predictions" / f"{variant.name}.parts", keys[variant.name], ctx.rank)
+            log = ProgressLog(pred_root / f"{variant.name}.parts", keys[variant.name], ctx.rank)
             records = compute_row(variant, detector, data, lr_jpeg_quality, cache, log, detector_key is not None, ctx)
             if ctx.is_main:
                 meta = write_row(pred_dir, meta_path, keys[variant.name], records, data, device_text)
@@ -378,7 +389,8 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
     table = pd.DataFrame(rows)
     write_csv(table, out / "table3.csv")
     title = (f"Table III: face detection AP, {data.description}, {scope(len(data.gt), data.n_gt_images)}; "
-             f"evaluation: {semantics}; LR = x{SCALE} MATLAB bicubic" + (f" + JPEG q{lr_jpeg_quality}" if lr_jpeg_quality else "") +
+             f"evaluation: {semantics}; LR = x{SCALE} MATLAB bicubic" +
+             (f" + JPEG q{lr_jpeg_quality}" if lr_jpeg_quality else "") +
              "; raw detector scores")
     shown = table.copy()
     for c in [c for c in shown.columns if c.startswith("ap_")]:
@@ -387,7 +399,8 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         shown[c] = shown[c].map(lambda v: f"{v:.1f}")
     shown = shown.drop(columns=["restorer", "detector"])
     faces = ", ".join(f"{s} {results[rows[0]['variant']][s].num_faces}" for s in SETTINGS) if rows else ""
-    notes = (f"\nFaces counted: {faces}. Detector: {detector_key or detector_name(detector)}. Seconds are summed over the images "
+    notes = (f"\nFaces counted: {faces}. Detector: {detector_key or detector_name(detector)}. Seconds are summed over "
+             "the images "
              "(over every torchrun rank, and over the runs a resumed row took): time_restore_s is the restoration "
              "wall time as run (cache reads included), restore_compute_s what computing the restorations cost.\n")
     if data.malformed:
