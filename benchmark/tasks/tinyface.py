@@ -33,6 +33,7 @@ import json
 import re
 import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -278,7 +279,7 @@ def pr_figure(path: Path, results: dict[str, dict[str, SettingResult]], title: s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), layout="constrained")  # constrained: room for the title
     for ax, setting in zip(axes, SETTINGS):
         for name, res in results.items():
             r = res[setting]
@@ -288,8 +289,7 @@ def pr_figure(path: Path, results: dict[str, dict[str, SettingResult]], title: s
                ylabel="precision", xlim=(0, 1), ylim=(0, 1.01))
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(textwrap.fill(title, 150), fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -313,7 +313,7 @@ def scene_figure(path: Path, data: Dataset, preds: dict[str, dict[str, np.ndarra
         shown = p[image_id][p[image_id][:, 4] > 0]
         for x, y, w, h, _ in shown:
             ax.add_patch(Rectangle((x, y), w, h, fill=False, color="red", lw=0.8))
-        ax.set_title(f"{name}: {len(shown)} detections with score > 0", fontsize=8)
+        ax.set_title(textwrap.fill(f"{name}: {len(shown)} detections with score > 0", 40), fontsize=8)
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
