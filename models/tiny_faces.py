@@ -54,6 +54,7 @@ TEMPLATES = np.array([
 ])
 TYPE_A = np.arange(4, 12)  # run at every level (scripts/hr_res101.m: allscale_templateIds = 5:12, 1-based)
 TYPE_B = np.arange(18, 25)  # run only at the level of their res (onescale_templateIds = 19:25)
+TEMPLATE_MODES = ("original", "port", "typeA")  # see template_ids
 
 # Test configuration of the released model (tiny-faces-pytorch: rf stride 8 / offset -1, ImageNet normalisation,
 # evaluate.py thresholds; the pyramid is the original's scales [-2 -1 0 1] as powers of 2).
@@ -177,31 +178,53 @@ def load_tiny_faces(path: str | Path) -> TinyFaces:
 
 
 def template_ids(scale: float, templates: str = "original") -> np.ndarray:
-    """Templates run at one pyramid level. Type A at every level. A type-B template only where its res matches
-    the level (cnn_widerface_test_AB.m: below 1x res < 1, at 1x res == 1, above 1x res > 1), so ids 18-24 (res 2)
-    run only at 2x. 'port': tiny-faces-pytorch tests `res != 1` above 1x too, so type B never runs."""
-    if templates not in ("original", "port"):
-        raise ValueError(f"templates must be 'original' or 'port', got {templates!r}")
+    """Templates run at one pyramid level, per mode of TEMPLATE_MODES.
+
+    'original' (peiyunh/tiny `cnn_widerface_test_AB.m`): type A at every level; a type-B template only where its res
+    matches the level (below 1x res < 1, at 1x res == 1, above 1x res > 1), so ids 18-24 (res 2) run only at 2x.
+    'port': what tiny-faces-pytorch's `get_bboxes` really does: its template selection zeroes feature-map columns
+    instead of templates (see `port_zeroed_columns`), so all 25 templates run at every level.
+    'typeA': the port's selection read as template ids, as its comments intend: it tests `res != 1` above 1x too, so
+    type B never runs and only type A does."""
+    if templates not in TEMPLATE_MODES:
+        raise ValueError(f"templates must be one of {', '.join(TEMPLATE_MODES)}, got {templates!r}")
+    if templates == "port":
+        return np.arange(len(TEMPLATES))
     res = TEMPLATES[TYPE_B, 4]
     if scale < 1:
         valid = res < 1
-    elif scale == 1 or templates == "port":
+    elif scale == 1 or templates == "typeA":
         valid = res == 1
     else:
         valid = res > 1
     return np.concatenate([TYPE_A, TYPE_B[valid]])
 
 
-def decode(score_map: torch.Tensor, scale: float, ids: np.ndarray, prob_thresh: float = PROB_THRESH
-           ) -> tuple[np.ndarray, np.ndarray]:
+def port_zeroed_columns(scale: float) -> np.ndarray:
+    """The ids tiny-faces-pytorch's `get_bboxes` finds invalid at one level (the ignored ids 0-3 and 12-17, and the
+    type-B ids whose res fails its test: below 1x res >= 1, otherwise res != 1; so 0-3 and 12-24 at every level).
+    It zeroes them with `prob_cls[:, :, ids] = 0.0` on a (B, H, W, T) array, where they index feature-map COLUMNS:
+    those columns give no detection for any template, and a level narrower than max(ids) + 1 columns raises
+    IndexError there."""
+    res = TEMPLATES[TYPE_B, 4]
+    ignored = np.setdiff1d(np.arange(len(TEMPLATES)), np.concatenate([TYPE_A, TYPE_B]))
+    return np.concatenate([ignored, TYPE_B[res >= 1 if scale < 1 else res != 1]])
+
+
+def decode(score_map: torch.Tensor, scale: float, ids: np.ndarray, prob_thresh: float = PROB_THRESH,
+           zeroed_columns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Boxes [K, 4] x1, y1, x2, y2 (input-image pixels) and raw logits [K] of one level's [125, H, W] output:
     every cell (fx, fy) and template t in `ids` with sigmoid(logit) > prob_thresh gives a box centred at
     (fx*8 - 1 + w_t*tx, fy*8 - 1 + h_t*ty) of size (w_t*exp(tw), h_t*exp(th)), w_t = x2 - x1 + 1 of the template,
-    divided by the level's scale (tiny-faces-pytorch `get_bboxes`, in its float32/float64 arithmetic)."""
+    divided by the level's scale (tiny-faces-pytorch `get_bboxes`, in its float32/float64 arithmetic). The columns
+    fx in `zeroed_columns` give nothing (the port's column zeroing; IndexError if the map is narrower, as there)."""
     t_all = len(TEMPLATES)
     ids_t = torch.as_tensor(ids, dtype=torch.long)
     logits = score_map[ids_t].permute(1, 2, 0)  # H, W, A: cells found in (y, x, template) order like the port
-    fy, fx, a = torch.nonzero(torch.sigmoid(logits) > prob_thresh, as_tuple=True)
+    prob = torch.sigmoid(logits)
+    if zeroed_columns is not None:
+        prob[:, torch.as_tensor(zeroed_columns, dtype=torch.long)] = 0.0
+    fy, fx, a = torch.nonzero(prob > prob_thresh, as_tuple=True)
     tid = ids_t[a]
     reg = score_map[t_all:].reshape(4, t_all, *score_map.shape[1:])[:, tid, fy, fx].numpy()  # tx, ty, tw, th
     tid, fx, fy = tid.numpy(), fx.numpy(), fy.numpy()
@@ -225,7 +248,9 @@ def detect(model: TinyFaces, image: np.ndarray, scales: Sequence[float] = SCALES
     `nms_iou` runs over all levels with +1 pixel areas, as the port's and the original's NMS do. Memory is bounded
     by skipping a level whose longer side would exceed `max_side` pixels (the original skips up-sampled levels
     above 5,000 px); a WIDER image's largest level (x2 of 1,024 px) is 2,048 px. An image for which no level runs
-    raises InputError."""
+    raises InputError, and so does, with `templates='port'`, a level narrower than the port's zeroed columns
+    (`port_zeroed_columns`: 25 columns, about 200 px; the port itself crashes there): e.g. the 0.25x level of an
+    LR (x4-downscaled) WIDER image."""
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise InputError(f"Tiny Faces needs a uint8 RGB HxWx3 image, got {image.dtype} {image.shape}")
@@ -239,7 +264,14 @@ def detect(model: TinyFaces, image: np.ndarray, scales: Sequence[float] = SCALES
             continue
         level = pil if size == short else TF.resize(pil, [size], interpolation=TF.InterpolationMode.BILINEAR)
         x = TF.normalize(TF.to_tensor(level), MEAN, STD)[None].to(device)
-        b, s = decode(model(x)[0].float().cpu(), scale, template_ids(scale, templates), prob_thresh)
+        score = model(x)[0].float().cpu()
+        zeroed = port_zeroed_columns(scale) if templates == "port" else None
+        if zeroed is not None and score.shape[2] <= zeroed.max():
+            raise InputError(f"image {image.shape[1]}x{image.shape[0]}: --templates port cannot run its {scale}x level "
+                             f"({score.shape[2]} feature columns): tiny-faces-pytorch zeroes feature-map columns up "
+                             f"to {zeroed.max()} by template id and fails (IndexError) on a narrower level; use "
+                             "--templates original or typeA")
+        b, s = decode(score, scale, template_ids(scale, templates), prob_thresh, zeroed)
         boxes.append(b)
         logits.append(s)
     if not boxes:
@@ -257,8 +289,8 @@ AMP_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 @dataclass
 class TinyFacesDetector:
     """A Tiny Faces model with its test settings, as the suite's Detector: image -> [N, 5] x1, y1, x2, y2, logit.
-    The original writes WIDER files with rounded corners and w = x2 - x1 + 1: use
-    `benchmark.metrics.widerface.xyxy_to_xywh(dets, inclusive=True)` to match it."""
+    The official writers write WIDER files with rounded corners and w = x2 - x1 + 1:
+    `benchmark.metrics.widerface.xyxy_to_xywh(dets, inclusive=True)`, which the tinyface task uses."""
 
     model: TinyFaces
     scales: tuple[float, ...] = SCALES

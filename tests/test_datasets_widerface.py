@@ -148,3 +148,24 @@ def test_bad_mat_files(tmp_path):
     gt.image_ids[0] = "0--Parade/.."
     with pytest.raises(InputError, match="unsafe"):
         D.write_gt_mat(gt, tmp_path / "x")
+
+
+def test_malformed_mat_entries_are_all_named_and_can_be_skipped(tmp_path):
+    D.write_gt_mat(small_gt(), tmp_path)
+    mat = scipy.io.loadmat(str(tmp_path / D.GT_MAT))
+    mat["file_list"][0, 0][1, 0] = np.array([".."])  # 0--Parade/.. would leave the dataset
+    mat["face_bbx_list"][1, 0][0, 0] = np.array([[5, 5, 8]], np.int32)  # h_1: three numbers
+    scipy.io.savemat(str(tmp_path / D.GT_MAT), {k: v for k, v in mat.items() if not k.startswith("__")})
+    hard = scipy.io.loadmat(str(tmp_path / "wider_hard_val.mat"))
+    hard["gt_list"][0, 0][0, 0] = np.array([[3.0]])  # p_1 has two faces
+    scipy.io.savemat(str(tmp_path / "wider_hard_val.mat"), {k: v for k, v in hard.items() if not k.startswith("__")})
+    gt, problems = D.read_gt_entries(tmp_path)
+    assert gt.image_ids == ["1--Handshaking/h_2"] and len(gt.keep["hard"]) == 1
+    assert problems == [f"{tmp_path / 'wider_hard_val.mat'}: gt_list of 0--Parade/p_1 is outside 1..2",
+                        f"{tmp_path / D.GT_MAT}: event 1, file 2: unsafe or malformed image path '0--Parade/..' "
+                        "(expected 'event/name')",
+                        f"{tmp_path / D.GT_MAT}: event 2, file 1 (1--Handshaking/h_1): face boxes of shape (1, 3), "
+                        "expected N x 4"]
+    with pytest.raises(InputError, match=r"^3 of 4 ground-truth entries are unusable:\n") as e:
+        D.read_gt_mat(tmp_path)
+    assert str(e.value).splitlines()[1:] == [f"  {p}" for p in problems]

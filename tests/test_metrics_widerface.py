@@ -60,6 +60,23 @@ def test_unsorted_file_and_missing_file(tmp_path):
     assert ref.port_evaluation(preds, gt, sort=True)["hard"][0] == pytest.approx(5 / 9, abs=1e-12)
 
 
+def test_port_unsorted_mode_is_the_port_on_a_shuffled_folder(tmp_path, capsys):
+    gt = make_gt(TINY_GT)
+    write_gt_mat(gt, tmp_path / "gt")
+    W.write_predictions({"ev/a": TINY_PRED[[3, 0, 4, 2, 1]]}, tmp_path / "pred")
+    preds = W.read_predictions(tmp_path / "pred", gt.image_ids)
+    port = ref.port_evaluation(preds, gt, sort=False)
+    res = W.evaluate(preds, gt, sort=False)
+    for setting in SETTINGS:
+        assert res[setting].ap == port[setting][0]
+        assert np.array_equal(res[setting].precision, port[setting][1][:, 0], equal_nan=True)
+    assert res["hard"].ap != pytest.approx(W.evaluate(preds, gt)["hard"].ap)  # 5/9 sorted
+    assert W.main([str(tmp_path / "pred"), str(tmp_path / "gt"), "--port-unsorted"]) == 0
+    assert json.loads(capsys.readouterr().out)["hard"] == port["hard"][0]
+    with pytest.raises(ValueError, match="always sorts"):
+        W.evaluate(preds, gt, sort=False, matlab=True)
+
+
 def test_image_subset_counts_only_its_faces():
     gt = make_gt(TINY_GT)
     preds = {"ev/a": TINY_PRED}
@@ -184,6 +201,43 @@ def test_evaluate_matches_official_code_on_real_gt(shared_data, matlab):
         assert res[setting].ap == pytest.approx(ap, abs=1e-12)
         assert np.array_equal(res[setting].precision, curve[:, 0], equal_nan=True)
         assert np.array_equal(res[setting].recall, curve[:, 1])
+
+
+def test_cli_present_only_scores_the_images_with_a_file_as_the_task_does(tmp_path, capsys):
+    gt = make_gt(TINY_GT)
+    write_gt_mat(gt, tmp_path / "gt")
+    W.write_predictions({"ev/a": TINY_PRED}, tmp_path / "pred")  # ev/b has no file
+    args = [str(tmp_path / "pred"), str(tmp_path / "gt")]
+    assert W.main(args) == 0
+    assert json.loads(capsys.readouterr().out)["hard"] == pytest.approx(5 / 9)  # ev/b's face counts as missed
+    assert W.main(args + ["--present-only"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["hard"] == pytest.approx(W.evaluate({"ev/a": TINY_PRED}, gt, ["ev/a"])["hard"].ap)
+    assert json.loads(captured.out)["hard"] == pytest.approx(5 / 6)
+    assert "note: subset of 1 images, not the official protocol (those with a prediction file, of 2)" in captured.err
+    (tmp_path / "empty").mkdir()
+    assert W.main([str(tmp_path / "empty"), str(tmp_path / "gt"), "--present-only"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: {tmp_path / 'empty'}: --present-only: none of the 2 images of {tmp_path / 'gt'} has a "
+                   "prediction file here"]
+
+
+def test_port_unsorted_matches_the_port_on_shuffled_real_gt(shared_data, tmp_path):
+    gt = read_gt_mat(shared_data / "widerface")
+    ids = gt.image_ids[::40]
+    rng = np.random.default_rng(2)
+    known = synthetic_predictions(gt, seed=2)
+    W.write_predictions({i: known[i][rng.permutation(len(known[i]))] for i in ids}, tmp_path)  # a shuffled copy
+    preds = W.read_predictions(tmp_path, ids)
+    port = ref.port_evaluation(preds, gt.subset(ids), sort=False)
+    unsorted = W.evaluate(preds, gt, image_ids=ids, sort=False)
+    in_order = W.evaluate(preds, gt, image_ids=ids)
+    for setting in SETTINGS:
+        ap, curve = port[setting]
+        assert unsorted[setting].ap == pytest.approx(ap, abs=1e-12)
+        assert np.array_equal(unsorted[setting].precision, curve[:, 0], equal_nan=True)
+        assert np.array_equal(unsorted[setting].recall, curve[:, 1])
+        assert abs(unsorted[setting].ap - in_order[setting].ap) > 1e-3  # the sort matters on this folder
 
 
 def test_cli_prints_json_and_saves_pr(tmp_path, capsys):

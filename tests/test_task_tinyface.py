@@ -4,6 +4,7 @@ ranks, unusable images (refused together, or scored as failed), one-line errors.
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["variant", "ap_easy", "ap_medium", "ap_hard", "n_images", "failed", "time_restore_s", "restore_compute_s",
            "cache_hits", "time_detect_s", "time_total_s", "device"]
 SCORES = ["variant", "ap_easy", "ap_medium", "ap_hard", "n_images", "failed"]
+BUNDLED = "tiny_faces_r18_synth"  # the bundled detector's sub-folder of --out
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -49,9 +51,11 @@ def copy_of(root, tmp_path):
 
 
 class Oracle:
-    """Returns the ground truth of the HR image, or of its x4 downscale divided by 4, with random scores."""
+    """Returns the ground truth of the HR image (x2, y2 the last pixel inside, as Tiny Faces gives them), or of its x4
+    downscale divided by 4, with random scores."""
 
     cache_key = "oracle"
+    name = "oracle"
 
     def __init__(self, root):
         self.calls = 0
@@ -60,7 +64,7 @@ class Oracle:
         rng = np.random.default_rng(0)
         for image_id, b in zip(gt.image_ids, gt.boxes):
             hr = read_image(W.image_path(root / "images", image_id))
-            dets = np.hstack([b[:, :2], b[:, :2] + b[:, 2:], rng.uniform(-3, 3, (len(b), 1))]).astype(float)
+            dets = np.hstack([b[:, :2], b[:, :2] + b[:, 2:] - 1, rng.uniform(-3, 3, (len(b), 1))]).astype(float)
             self.boxes[self.key(hr)] = dets
             lr_dets = dets.copy()
             lr_dets[:, :4] /= 4
@@ -119,19 +123,84 @@ def test_python_api_any_detector_and_restorer_reuse_and_official_folders(synth_r
     assert (table["n_images"] == 3).all()
     calls = oracle.calls
     # the official evaluation tool reads the folder back to the same numbers
-    proc = subprocess.run([sys.executable, "-m", "benchmark.metrics.widerface", str(out / "predictions" / "hr"),
-                           str(synth_root)], capture_output=True, text=True, check=True)
+    hr_dir = out / "oracle" / "predictions" / "hr"
+    proc = subprocess.run([sys.executable, "-m", "benchmark.metrics.widerface", str(hr_dir), str(synth_root)],
+                          capture_output=True, text=True, check=True)
     assert json.loads(proc.stdout) == pytest.approx({"easy": 1.0, "medium": 1.0, "hard": 1.0})
-    first = (out / "predictions" / "hr" / "0--chelsea" / "0_chelsea_synth_0000.txt").read_text().splitlines()
+    first = (hr_dir / "0--chelsea" / "0_chelsea_synth_0000.txt").read_text().splitlines()
     assert first[0] == "0_chelsea_synth_0000.jpg" and int(first[1]) == len(first) - 2
     md = (out / "table3.md").read_text()
     assert "all 3 images" in md and "not the official protocol" not in md
     assert (out / "fig6_pr.png").stat().st_size > 0 and (out / "scene.png").is_file() and (out / "run.json").is_file()
-    assert not list((out / "predictions").glob("*.parts"))  # the progress of a finished row is removed
+    assert not list((out / "oracle" / "predictions").glob("*.parts"))  # the progress of a finished row is removed
     # same restorers, detector and data: every row is read back, nothing recomputed
     again = tinyface.run(data_root=str(synth_root), variants=["hr", "lr"], out=out, device="cpu",
                          restorers={"lr_identity": restore.Identity()}, detector=oracle)
     assert oracle.calls == calls and again.equals(table)
+    files = prediction_files(out / "oracle" / "predictions")
+    other = function_detector([1, 2, 30, 40, 0.5])
+    tinyface.run(data_root=str(synth_root), variants=["hr"], out=out, device="cpu", detector=other)
+    assert prediction_files(out / "oracle" / "predictions") == files  # another detector has its own sub-folder
+    assert len(prediction_files(out / "detect" / "predictions")) == 3 and (out / "table3.csv").is_file()
+
+
+def matlab_round(v):
+    return int(math.copysign(math.floor(abs(v) + 0.5), v))
+
+
+def test_files_hold_boxes_as_the_official_writers_write_them(synth_root, tmp_path):
+    dets = np.array([[10.4, 20.5, 30.6, 40.49, 1.25], [-0.5, 2.5, 5.5, 7.5, -2.0], [3.0, 4.0, 3.0, 4.0, 0.5]])
+
+    def fixed(image):
+        return dets
+
+    tinyface.run(data_root=str(synth_root), variants=["hr", "lr"], out=tmp_path, device="cpu", detector=fixed)
+    for variant, scale in (("hr", 1), ("lr", 4)):
+        for path in (tmp_path / "fixed" / "predictions" / variant).rglob("*.txt"):
+            rows = [line.split() for line in path.read_text().splitlines()[2:]]
+            expected = []
+            for x1, y1, x2, y2, score in dets * [scale, scale, scale, scale, 1]:
+                x1, y1, x2, y2 = (matlab_round(v) for v in (x1, y1, x2, y2))
+                expected.append([x1, y1, x2 - x1 + 1, y2 - y1 + 1, score])  # cnn_widerface_test_AB.m
+            assert [[float(v) for v in row] for row in rows] == expected
+    hr = (tmp_path / "fixed" / "predictions" / "hr" / "0--chelsea" / "0_chelsea_synth_0000.txt").read_text()
+    hr = hr.splitlines()
+    assert hr[2:] == ["10 21 22 20 1.25", "-1 3 8 6 -2", "3 4 1 1 0.5"]
+
+
+def function_detector(box):
+    """A plain function (no cache_key), always named `detect`, that finds `box` in every image."""
+
+    def detect(image):
+        return np.array([box])
+
+    return detect
+
+
+def test_function_detectors_are_never_reused_from_an_earlier_run(synth_root, tmp_path, capsys):
+    first, second = function_detector([1, 2, 30, 40, 0.5]), function_detector([5, 6, 20, 30, 0.7])
+    for detector, line in ((first, "1 2 30 39 0.5"), (second, "5 6 16 25 0.7")):
+        tinyface.run(data_root=str(synth_root), variants=["hr"], out=tmp_path, device="cpu", detector=detector)
+        for path in (tmp_path / "detect" / "predictions" / "hr").rglob("*.txt"):
+            assert path.read_text().splitlines()[2:] == [line]
+        err = capsys.readouterr().err
+        assert err.count("note: the detector 'detect' has no cache_key, so its rows are recomputed") == 1
+
+
+def test_warm_up_runs_on_the_first_images_shapes(synth_root, tmp_path):
+    shapes = []
+
+    def recording(image):
+        shapes.append(image.shape)
+        return np.zeros((0, 5))
+
+    counting = CountingRestorer()
+    tinyface.run(data_root=str(synth_root), variants=["hr", "lr"], out=tmp_path, device="cpu", detector=recording,
+                 restorers={"lr_counting": counting})
+    hr = [read_image(W.image_path(synth_root / "images", i)).shape for i in W.read_gt_mat(synth_root).image_ids]
+    lr = [degrade(np.zeros(s, np.uint8), 4).shape for s in hr]
+    up = [(4 * h, 4 * w, 3) for h, w, _ in lr]
+    assert shapes == [hr[0], *hr, lr[0], *lr, up[0], *up]  # each row: warm-up on its first image's shape, then all
 
 
 def test_partial_copy_is_a_labelled_subset(synth_root, tmp_path):
@@ -156,7 +225,7 @@ def test_cli_end_to_end_with_the_bundled_detector(tmp_path, capsys):
     gt = W.read_gt_mat(gt_root)
     ids = gt.image_ids[:1]
     for _, row in table.iterrows():
-        preds = read_predictions(out / "predictions" / row["variant"], ids)
+        preds = read_predictions(out / BUNDLED / "predictions" / row["variant"], ids)
         assert len(preds[ids[0]])  # the detector keeps its raw logits, so every row has detections
         res = evaluate(preds, gt, image_ids=ids)
         assert [res[s].ap for s in W.SETTINGS] == pytest.approx([row[f"ap_{s}"] for s in W.SETTINGS], nan_ok=True)
@@ -238,22 +307,22 @@ def test_a_killed_row_resumes_without_redoing_its_finished_images(synth_root, tm
     reference = tinyface.run(out=tmp_path / "whole", detector=Oracle(synth_root), **kwargs)
     with pytest.raises(Killed):  # hr: warm-up + 3 images; lr: warm-up + 2 images, then the 3rd dies
         tinyface.run(out=tmp_path / "out", detector=Crashing(synth_root, crash_at=1 + 3 + 1 + 3), **kwargs)
-    assert (tmp_path / "out" / "predictions" / "hr.json").is_file()
-    assert not (tmp_path / "out" / "predictions" / "lr.json").exists()
+    assert (tmp_path / "out" / "oracle" / "predictions" / "hr.json").is_file()
+    assert not (tmp_path / "out" / "oracle" / "predictions" / "lr.json").exists()
     oracle = Oracle(synth_root)
     table = tinyface.run(out=tmp_path / "out", detector=oracle, **kwargs)
     assert oracle.calls == 1 + 1  # hr read back; lr: warm-up and the one unfinished image
     assert table[SCORES].equals(reference[SCORES])
     for variant in ("hr", "lr"):
-        assert prediction_files(tmp_path / "out" / "predictions" / variant) == \
-            prediction_files(tmp_path / "whole" / "predictions" / variant)
-    assert not (tmp_path / "out" / "predictions" / "lr.parts").exists()
+        assert prediction_files(tmp_path / "out" / "oracle" / "predictions" / variant) == \
+            prediction_files(tmp_path / "whole" / "oracle" / "predictions" / variant)
+    assert not (tmp_path / "out" / "oracle" / "predictions" / "lr.parts").exists()
 
 
 def test_a_sigkilled_run_resumes_to_the_uninterrupted_table(tmp_path):
     args = ["--task", "tinyface", "--synth-images", "4", "--variants", "lr_cajnn", "--device", "cpu", "--no-cache"]
     command = [sys.executable, "run_all.py", *args, "--out", str(tmp_path / "killed")]
-    parts = tmp_path / "killed" / "predictions" / "lr_cajnn.parts"
+    parts = tmp_path / "killed" / BUNDLED / "predictions" / "lr_cajnn.parts"
 
     def finished_images():  # complete lines after each file's key line
         return sum(max(p.read_text().count("\n") - 1, 0) for p in parts.glob("*.jsonl"))
@@ -278,8 +347,8 @@ def test_a_sigkilled_run_resumes_to_the_uninterrupted_table(tmp_path):
         assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     whole = pd.read_csv(tmp_path / "whole" / "table3.csv")
     assert pd.read_csv(tmp_path / "killed" / "table3.csv")[SCORES].equals(whole[SCORES])
-    assert prediction_files(tmp_path / "killed" / "predictions" / "lr_cajnn") == \
-        prediction_files(tmp_path / "whole" / "predictions" / "lr_cajnn")
+    assert prediction_files(tmp_path / "killed" / BUNDLED / "predictions" / "lr_cajnn") == \
+        prediction_files(tmp_path / "whole" / BUNDLED / "predictions" / "lr_cajnn")
     assert not parts.exists()
 
 
@@ -298,8 +367,8 @@ def test_two_torchrun_ranks_give_the_single_process_table(tmp_path):
     # the images between them, and rank 0 gathers the exact floats
     assert two[SCORES].equals(one[SCORES]) and two["device"].str.endswith(", 2 torchrun ranks").all()
     for variant in one["variant"]:
-        assert prediction_files(tmp_path / "two" / "predictions" / variant) == \
-            prediction_files(tmp_path / "one" / "predictions" / variant)
+        assert prediction_files(tmp_path / "two" / BUNDLED / "predictions" / variant) == \
+            prediction_files(tmp_path / "one" / BUNDLED / "predictions" / variant)
     assert "subset of 3 images, not the official protocol" in (tmp_path / "two" / "table3.md").read_text()
 
 
@@ -333,7 +402,41 @@ def test_unusable_images_are_all_named_before_any_work(tmp_path):
     assert lines[0] == "error: 2 of 5 images are unusable (--keep-going scores them as failed):"
     assert lines[1].startswith(f"  {paths[3]}: cannot decode image (")
     assert lines[2] == f"  {paths[4]}: 1x1 px is too small for a x4 downscale (at least 8x8)"
-    assert len(lines) == 3 and not (out / "predictions").exists()
+    assert len(lines) == 3 and not (out / BUNDLED / "predictions").exists()
+
+
+def break_gt_list(root, image_index):
+    """Make `image_index`'s hard gt_list point past its faces (a malformed entry of wider_hard_val.mat)."""
+    path = root / "wider_hard_val.mat"
+    mat = scipy.io.loadmat(str(path))
+    k = image_index
+    for e in range(mat["gt_list"].shape[0]):
+        cell = mat["gt_list"][e, 0]
+        if k < cell.shape[0]:
+            cell[k, 0] = np.array([[999.0]])
+            break
+        k -= cell.shape[0]
+    scipy.io.savemat(str(path), {key: v for key, v in mat.items() if not key.startswith("__")})
+
+
+def test_malformed_gt_entries_are_named_with_the_unusable_images(tmp_path, capsys):
+    root, gt, paths, oracle = bad_corpus(tmp_path)
+    break_gt_list(root, 1)
+    base = ["--task", "tinyface", "--data-root", str(root), "--variants", "hr", "--out", str(tmp_path / "out"),
+            "--device", "cpu", "--no-cache"]
+    lines = error_lines(capsys, base)
+    assert lines[0] == ("error: 3 of 5 images are unusable (--keep-going skips malformed ground-truth entries and "
+                        "scores unusable images as failed):")
+    assert lines[1] == f"  {root / 'wider_hard_val.mat'}: gt_list of {gt.image_ids[1]} is outside 1..{len(gt.boxes[1])}"
+    assert lines[2].startswith(f"  {paths[3]}: cannot decode image (") and lines[3].startswith(f"  {paths[4]}: 1x1")
+    assert len(lines) == 4 and not (tmp_path / "out" / BUNDLED / "predictions").exists()
+    table = tinyface.run(data_root=str(root), variants=["hr"], out=tmp_path / "out", device="cpu", keep_going=True,
+                         detector=oracle)
+    assert table["n_images"].tolist() == [4] and table["failed"].tolist() == [2]
+    md = (tmp_path / "out" / "table3.md").read_text()
+    assert "subset of 4 images, not the official protocol" in md
+    assert "Skipped ground-truth entries (1; malformed, not scored):\n- " + lines[1].strip() in md
+    assert not (tmp_path / "out" / "oracle" / "predictions" / "hr" / f"{gt.image_ids[1]}.txt").exists()
 
 
 def test_keep_going_scores_unusable_images_as_failed(tmp_path):
@@ -345,7 +448,7 @@ def test_keep_going_scores_unusable_images_as_failed(tmp_path):
     assert (table["ap_hard"] < 1).all()  # the faces of the failed images count as missed
     usable = gt.image_ids[:3]
     for variant in ("hr", "lr"):
-        pred_dir = out / "predictions" / variant
+        pred_dir = out / "oracle" / "predictions" / variant
         preds = read_predictions(pred_dir, gt.image_ids)
         # grey, RGBA and 16-bit files are read as RGB: the oracle finds every face in them
         assert [evaluate(preds, gt, image_ids=usable)[s].ap for s in W.SETTINGS] == pytest.approx([1, 1, 1])

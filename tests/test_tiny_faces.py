@@ -94,7 +94,10 @@ def test_template_selection():
     assert T.template_ids(0.5).tolist() == list(range(4, 12))
     assert T.template_ids(1).tolist() == list(range(4, 12))
     assert T.template_ids(2).tolist() == list(range(4, 12)) + list(range(18, 25))
-    assert T.template_ids(2, "port").tolist() == list(range(4, 12))
+    assert T.template_ids(2, "typeA").tolist() == list(range(4, 12))
+    for scale in (0.25, 0.5, 1, 2):
+        assert T.template_ids(scale, "port").tolist() == list(range(25))
+        assert T.port_zeroed_columns(scale).tolist() == list(range(4)) + list(range(12, 25))
     with pytest.raises(ValueError):
         T.template_ids(1, "other")
 
@@ -112,6 +115,47 @@ def test_decode_one_template_by_hand():
     assert boxes.shape == (1, 4) and logits.tolist() == [2.0]
     np.testing.assert_allclose(boxes[0], expected, rtol=1e-6)
     assert T.decode(score, 1.0, np.array([6]))[0].shape == (0, 4)  # other templates see nothing
+
+
+def port_get_bboxes_cells(score_cls, scale, prob_thresh=T.PROB_THRESH):
+    """(fy, fx, template) of the detections of tiny-faces-pytorch's `get_bboxes`, transcribed: its selection on the
+    (B, H, W, T) array, `prob_cls[:, :, invalid_template_id] = 0.0`, then `np.where(prob_cls > prob_thresh)`."""
+    templates = T.TEMPLATES
+    all_scale_template_ids = np.arange(4, 12)
+    one_scale_template_ids = np.arange(18, 25)
+    ignored_template_ids = np.setdiff1d(np.arange(25), np.concatenate((all_scale_template_ids,
+                                                                       one_scale_template_ids)))
+    template_scales = templates[:, 4]
+    if scale < 1:
+        invalid_one_scale_idx = np.where(template_scales[one_scale_template_ids] >= 1.0)
+    else:
+        invalid_one_scale_idx = np.where(template_scales[one_scale_template_ids] != 1.0)
+    invalid_template_id = np.concatenate((ignored_template_ids, one_scale_template_ids[invalid_one_scale_idx]))
+    prob_cls = 1 / (1 + np.exp(-score_cls.numpy().transpose((1, 2, 0))[None]))
+    prob_cls[:, :, invalid_template_id] = 0.0
+    _, fy, fx, fc = np.where(prob_cls > prob_thresh)
+    return list(zip(fy.tolist(), fx.tolist(), fc.tolist()))
+
+
+def test_port_templates_zero_columns_and_run_all_templates():
+    score = torch.full((125, 2, 27), -10.0)
+    cells = {(1, 5, 0): 1.0,    # template 0 (never run by the original) in a kept column: the port detects it
+             (0, 7, 20): 2.0,   # type B at 1x: port yes, original only at 2x, typeA never
+             (0, 2, 5): 3.0,    # type A in column 2, zeroed by the port (template id 2 is ignored)
+             (1, 26, 6): 4.0,   # type A in column 26, kept everywhere
+             (0, 20, 8): 5.0}   # type A in column 20, zeroed by the port (type-B id 20)
+    for (fy, fx, t), logit in cells.items():
+        score[t, fy, fx] = logit
+    for scale in (0.5, 1.0, 2.0):
+        found = port_get_bboxes_cells(score[:25], scale)
+        assert found == [(0, 7, 20), (1, 5, 0), (1, 26, 6)]
+        _, logits = T.decode(score, scale, T.template_ids(scale, "port"), zeroed_columns=T.port_zeroed_columns(scale))
+        assert logits.tolist() == [cells[c] for c in found]
+    assert sorted(T.decode(score, 1.0, T.template_ids(1.0))[1]) == [3.0, 4.0, 5.0]
+    assert sorted(T.decode(score, 2.0, T.template_ids(2.0))[1]) == [2.0, 3.0, 4.0, 5.0]
+    assert sorted(T.decode(score, 2.0, T.template_ids(2.0, "typeA"))[1]) == [3.0, 4.0, 5.0]
+    with pytest.raises(IndexError):  # the port's crash on a level narrower than 25 columns
+        port_get_bboxes_cells(score[:25, :, :24], 1.0)
 
 
 class FixedMap(nn.Module):
@@ -139,7 +183,12 @@ def test_detect_pyramid_templates_and_max_side():
     b = dets[dets[:, 4] == 1.0][0]
     centre = 2 * 8 - 1  # cell (2, 2) at 2x, boxes divided by 2
     assert (b[0] + b[2]) / 2 == pytest.approx(centre / 2)
-    assert len(T.detect(model, image, scales=(0.5, 1, 2), nms_iou=1.0, templates="port")) == 3
+    assert len(T.detect(model, image, scales=(0.5, 1, 2), nms_iou=1.0, templates="typeA")) == 3
+    wide = np.zeros((100, 400, 3), np.uint8)  # 50 columns at 1x: B (column 2, zeroed) and A (column 1, zeroed)
+    assert len(T.detect(model, wide, scales=(1,), nms_iou=1.0, templates="port")) == 0
+    assert len(T.detect(model, wide, scales=(1,), nms_iou=1.0, templates="typeA")) == 1
+    with pytest.raises(InputError, match=r"image 400x100: --templates port cannot run its 0.25x level \(13 feature "):
+        T.detect(model, wide, scales=(1, 0.5, 0.25), templates="port")  # 0.5x: 25 columns, just enough
     assert sorted(T.detect(model, image, scales=(1, 2), nms_iou=1.0, max_side=150)[:, 4]) == [100.0]
     with pytest.raises(InputError, match="no pyramid level"):
         T.detect(model, image, scales=(2,), max_side=150)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from benchmark.errors import InputError
+from benchmark.errors import InputError, refuse_unusable
 
 SETTINGS = ("easy", "medium", "hard")
 ATTRIBUTES = ("blur", "expression", "illumination", "invalid", "occlusion", "pose")
@@ -215,28 +215,42 @@ def _loadmat(path: Path, keys: tuple[str, ...]) -> dict:
     return mat
 
 
-def read_gt_mat(gt_dir: str | Path) -> WiderFaceGT:
+def read_gt_entries(gt_dir: str | Path) -> tuple[WiderFaceGT, list[str]]:
     """Read the official evaluation ground truth from `gt_dir`: `wider_face_val.mat` (boxes, attributes) and
-    `wider_{easy,medium,hard}_val.mat` (`gt_list`: 1-based indices of the faces that count in that setting)."""
+    `wider_{easy,medium,hard}_val.mat` (`gt_list`: 1-based indices of the faces that count in that setting).
+
+    Returns the usable images and one message (file, event, file index) per malformed entry, which is left out: an
+    unsafe image path (one that would leave the dataset), boxes that are not N x 4, labels or a `gt_list` that do not
+    fit its faces. A file that is missing or not in the official structure raises InputError."""
     gt_dir = Path(gt_dir)
     path = gt_dir / GT_MAT
     mat = _loadmat(path, ("event_list", "file_list", "face_bbx_list"))
     label_keys = [f"{a}_label_list" for a in ATTRIBUTES]
     labels = [mat[k] for k in label_keys] if all(k in mat for k in label_keys) else None
-    ids, boxes, attrs = [], [], []
+    ids, boxes, attrs, problems = [], [], [], {}
     try:
         for e in range(mat["event_list"].shape[0]):
             event = _cell_str(mat["event_list"][e, 0])
             files = mat["file_list"][e, 0]
             for j in range(files.shape[0]):
-                ids.append(check_image_id(f"{event}/{_cell_str(files[j, 0])}", f"{path}: event {e + 1}, file {j + 1}"))
-                b = np.asarray(mat["face_bbx_list"][e, 0][j, 0]).reshape(-1, 4).astype(np.int32)
+                where = f"{path}: event {e + 1}, file {j + 1}"
+                ids.append(f"{event}/{_cell_str(files[j, 0])}")
+                try:
+                    check_image_id(ids[-1], where)
+                    b = np.asarray(mat["face_bbx_list"][e, 0][j, 0])
+                    if b.size % 4:
+                        raise InputError(f"{where} ({ids[-1]}): face boxes of shape {b.shape}, expected N x 4")
+                    b = b.reshape(-1, 4).astype(np.int32)
+                    a = (np.zeros((len(b), len(ATTRIBUTES)), np.uint8) if labels is None else
+                         np.hstack([np.asarray(m[e, 0][j, 0]).reshape(len(b), 1) for m in labels]).astype(np.uint8))
+                except InputError as err:
+                    problems[len(ids) - 1] = str(err)
+                    b, a = np.zeros((0, 4), np.int32), np.zeros((0, len(ATTRIBUTES)), np.uint8)
+                except ValueError:
+                    problems[len(ids) - 1] = f"{where} ({ids[-1]}): attribute labels do not match its faces"
+                    b, a = np.zeros((0, 4), np.int32), np.zeros((0, len(ATTRIBUTES)), np.uint8)
                 boxes.append(b)
-                if labels is None:
-                    attrs.append(np.zeros((len(b), len(ATTRIBUTES)), np.uint8))
-                else:
-                    attrs.append(np.hstack([np.asarray(m[e, 0][j, 0]).reshape(len(b), 1) for m in labels]
-                                           ).astype(np.uint8))
+                attrs.append(a)
     except (IndexError, ValueError, TypeError) as err:
         raise InputError(f"{path}: not in the official cell-array structure ({err})") from None
     keep = {}
@@ -251,9 +265,19 @@ def read_gt_mat(gt_dir: str | Path) -> WiderFaceGT:
         if len(keep[setting]) != len(ids):
             raise InputError(f"{spath}: lists {len(keep[setting])} images, {path} lists {len(ids)}")
         for k, (kept, b) in enumerate(zip(keep[setting], boxes)):
-            if len(kept) and (kept.min() < 0 or kept.max() >= len(b)):
-                raise InputError(f"{spath}: gt_list of {ids[k]} is outside 1..{len(b)}")
-    return WiderFaceGT(ids, boxes, attrs, keep)
+            if k not in problems and len(kept) and (kept.min() < 0 or kept.max() >= len(b)):
+                problems[k] = f"{spath}: gt_list of {ids[k]} is outside 1..{len(b)}"
+    rows = [k for k in range(len(ids)) if k not in problems]
+    gt = WiderFaceGT([ids[k] for k in rows], [boxes[k] for k in rows], [attrs[k] for k in rows],
+                     {s: [v[k] for k in rows] for s, v in keep.items()})
+    return gt, [problems[k] for k in sorted(problems)]
+
+
+def read_gt_mat(gt_dir: str | Path) -> WiderFaceGT:
+    """`read_gt_entries`, refusing a file with malformed entries (all named in one InputError)."""
+    gt, problems = read_gt_entries(gt_dir)
+    refuse_unusable(problems, len(gt) + len(problems), "ground-truth entries")
+    return gt
 
 
 def _cells(items: list) -> np.ndarray:

@@ -8,7 +8,8 @@ voc_ap. `evaluate` runs the same steps over every image at once (IoUs computed o
 Semantics. Default: the Python port (float IoU with +1 areas and x2 = x + w, each prediction takes the GT of highest
 IoU, IoU >= 0.5 with an ignored face drops the prediction, scores normalised from max 0 / min 1) with one change:
 each image's predictions are first sorted by descending score (stable), as MATLAB's `read_pred.m` does and the port
-forgets to. `matlab=True`: MATLAB's own arithmetic in the eval_tools that produced the Tiny Faces curves
+forgets to. `sort=False` (CLI `--port-unsorted`): the port exactly, predictions in file order (on an unsorted file
+its "up to the last prediction >= thresh" then counts predictions below the threshold too). `matlab=True`: MATLAB's own arithmetic in the eval_tools that produced the Tiny Faces curves
 (peiyunh/tiny `eval_tools/boxoverlap.m`, which has no `double()` cast): the GT boxes are int32, so the prediction
 coordinates are rounded, the IoU is an int32 quotient rounded to 0 or 1 and `max` takes the FIRST GT that reaches
 it; scores are normalised in single precision from `realmin`/`realmax('single')` (`norm_score.m`).
@@ -52,8 +53,9 @@ class SettingResult:
 
 def xyxy_to_xywh(dets: np.ndarray, inclusive: bool = False) -> np.ndarray:
     """Detector boxes x1, y1, x2, y2, score -> x, y, w, h, score. `inclusive=True` reads x2, y2 as the last pixel
-    inside the box and rounds to whole pixels first, as the original Tiny Faces writes its files
-    (`cnn_widerface_test_AB.m`: round, then w = x2 - x1 + 1)."""
+    inside the box and rounds to whole pixels first, as the official Tiny Faces writers do (`cnn_widerface_test_AB.m`:
+    MATLAB round of the corners, then w = x2 - x1 + 1; tiny-faces-pytorch `evaluation.py` rounds x1 and x2 - x1 + 1
+    instead, the same numbers except for corners near half a pixel)."""
     dets = np.asarray(dets, dtype=np.float64).reshape(-1, 5)
     box = dets[:, :4]
     if inclusive:
@@ -273,13 +275,17 @@ def _pr_counts(reach: np.ndarray, is_proposal: np.ndarray, is_new: np.ndarray, t
     return counts
 
 
+def _reach(scores: np.ndarray) -> np.ndarray:
+    """The best score at or after each prediction of one image: a prediction counts at every threshold it reaches."""
+    return np.fmax.accumulate(scores[::-1])[::-1]
+
+
 def img_pr_info(
     scores: np.ndarray, proposal_list: np.ndarray, pred_recall: np.ndarray, thresh_num: int = THRESH_NUM
 ) -> np.ndarray:
     """[T, 2] proposals and recalled faces of one image at thresholds 1 - t / T, t = 1..T (`image_pr_info`): both
     counted up to the LAST prediction whose score is >= the threshold, for predictions in any order."""
-    scores = np.asarray(scores, dtype=np.float64)
-    reach = np.fmax.accumulate(scores[::-1])[::-1]  # best score at or after each prediction
+    reach = _reach(np.asarray(scores, dtype=np.float64))
     is_new = np.diff(np.asarray(pred_recall, dtype=np.float64), prepend=0.0)
     return _pr_counts(reach, np.asarray(proposal_list) == 1, is_new, thresh_num)
 
@@ -310,8 +316,10 @@ def evaluate(
     matlab: bool = False,
     iou_thresh: float = IOU_THRESH,
     thresh_num: int = THRESH_NUM,
+    sort: bool = True,
 ) -> dict[str, SettingResult]:
-    """AP and PR curve per setting ('easy', 'medium', 'hard') of `preds` against `gt`.
+    """AP and PR curve per setting ('easy', 'medium', 'hard') of `preds` against `gt`; `sort=False` keeps each
+    image's predictions in the given order, as the Python port does (not with `matlab`, whose reader sorts).
 
     `image_ids` restricts the evaluation to those images: their predictions are the ones normalised, and only their
     faces enter the recall denominator. An image without predictions counts its faces; predictions of images outside
@@ -323,7 +331,10 @@ def evaluate(
     missing = [s for s in SETTINGS if s not in gt.keep]
     if missing:
         raise ValueError(f"evaluate: the ground truth has no {missing[0]!r} setting (read it from the .mat files)")
-    preds = norm_score({i: sort_by_score(preds[i]) for i in gt.image_ids if i in preds}, matlab)
+    if matlab and not sort:
+        raise ValueError("evaluate: MATLAB's read_pred.m always sorts (sort=False is the Python port's behaviour)")
+    order = sort_by_score if sort else lambda p: np.asarray(p, dtype=np.float64).reshape(-1, 5)
+    preds = norm_score({i: order(preds[i]) for i in gt.image_ids if i in preds}, matlab)
     gt_offsets = np.cumsum([0] + [len(b) for b in gt.boxes])
     scored = [(preds[i], j) for j, i in enumerate(gt.image_ids) if len(preds.get(i, ())) and len(gt.boxes[j])]
     pred_boxes = np.concatenate([p for p, _ in scored] or [np.zeros((0, 5))])
@@ -340,17 +351,28 @@ def evaluate(
     k = np.concatenate(k or [np.zeros(0, np.int64)])
     gt_key, best = _best_pairs(n, k, _pair_iou(p[n], g[k], matlab), len(p))
     scores, hit = pred_boxes[:, 4], best >= iou_thresh
+    if not sort:  # "up to the last prediction >= thresh" of each image
+        bounds = np.cumsum([0] + [len(b) for b, _ in scored])
+        scores = np.concatenate([_reach(scores[a:b]) for a, b in zip(bounds[:-1], bounds[1:])] or [scores])
     results = {}
     for setting in SETTINGS:
         counted = np.zeros(gt_offsets[-1], dtype=bool)
         counted[np.concatenate([kept + o for kept, o in zip(gt.keep[setting], gt_offsets)] + [[]]).astype(int)] = True
         is_proposal, is_new = _match(gt_key, hit, counted[gt_key])
-        # sorted per image, "up to the last prediction >= thresh" is "every prediction >= thresh": sum of img_pr_info
+        # sorted per image (or reach per image), "up to the last prediction >= thresh" is "every prediction whose
+        # score >= thresh": the sum of img_pr_info
         counts = _pr_counts(scores, is_proposal, is_new, thresh_num)
         curve = dataset_pr_info(counts, gt.num_faces(setting))
         results[setting] = SettingResult(voc_ap(curve[:, 1], curve[:, 0]), curve[:, 0], curve[:, 1],
                                          gt.num_faces(setting))
     return results
+
+
+def scope(n_images: int, n_gt_images: int) -> str:
+    """How much of the ground truth an evaluation covers, as tables and the CLI say it."""
+    if n_images < n_gt_images:
+        return f"subset of {n_images} images, not the official protocol"
+    return f"all {n_images} images"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -360,7 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("pred_dir", type=Path, help="PRED/<event>/<name>.txt files")
     parser.add_argument("gt_dir", type=Path, help="folder with wider_face_val.mat and wider_{easy,medium,hard}_val.mat")
-    parser.add_argument("--matlab", action="store_true", help="MATLAB eval_tools int32 semantics")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--matlab", action="store_true", help="MATLAB eval_tools int32 semantics")
+    mode.add_argument("--port-unsorted", action="store_true", help="the Python port exactly: each file's predictions "
+                      "in file order (default: sorted by score first, as MATLAB does; they differ on unsorted files)")
+    parser.add_argument("--present-only", action="store_true", help="score only the images that have a prediction "
+                        "file (a subset, as the tinyface task scores a partial copy; default: every GT image, a "
+                        "missing file counting as no detections)")
     parser.add_argument("--save-pr", type=Path, help="write the PR curves to this .npz ([T, 2] precision, recall "
                         "per setting, like the official pr_cruve)")
     args = parser.parse_args(argv)
@@ -369,11 +397,17 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"{args.pred_dir}: prediction folder not found")
         gt = read_gt_mat(args.gt_dir)
         preds = read_predictions(args.pred_dir, gt.image_ids)
-        results = evaluate(preds, gt, matlab=args.matlab)
+        if args.present_only and not preds:
+            raise InputError(f"{args.pred_dir}: --present-only: none of the {len(gt)} images of {args.gt_dir} has a "
+                             "prediction file here")
+        ids = list(preds) if args.present_only else None
+        results = evaluate(preds, gt, image_ids=ids, matlab=args.matlab, sort=not args.port_unsorted)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if len(preds) < len(gt):
+    if args.present_only:
+        print(f"note: {scope(len(preds), len(gt))} (those with a prediction file, of {len(gt)})", file=sys.stderr)
+    elif len(preds) < len(gt):
         print(f"note: {len(gt) - len(preds)} of {len(gt)} images have no prediction file (scored as no detections)",
               file=sys.stderr)
     if args.save_pr:

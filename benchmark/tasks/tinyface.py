@@ -4,7 +4,9 @@ MATLAB-bicubic downscale, and on that downscale restored x4 (DESIGN 2, 7, 8, 9).
 Rows: ``hr`` (the image as it is), ``lr`` (x4 downscale, optional JPEG; its detections are scaled back x4),
 ``lr_bicubic`` (control: MATLAB bicubic x4 up), ``lr_cajnn`` (CAJNN x4). Any restorer (``name``, ``scale``,
 ``cache_key``, ``__call__``) becomes a row from Python, and any detector (uint8 RGB image -> [N, 5] x1, y1, x2, y2,
-score) replaces Tiny Faces. Scores are the detector's raw values (Tiny Faces: logits) in every row, because the
+score, with x2, y2 the last pixel inside the box as Tiny Faces gives them) replaces Tiny Faces. Boxes are written as the
+official writers write them (tiny-faces-pytorch `evaluation.py`, `cnn_widerface_test_AB.m`): corners rounded, then
+w = x2 - x1 + 1, h = y2 - y1 + 1. Scores are the detector's raw values (Tiny Faces: logits) in every row, because the
 official evaluation min-max normalises them over the dataset (DESIGN 6.3).
 
 Data: a WIDER FACE validation folder under ``--data-root`` (official or flat layout); only the images present are
@@ -13,13 +15,15 @@ embedded default: synthetic crowd scenes in WIDER layout (`benchmark.datasets.sy
 Every image is decoded before any work: unusable ones (undecodable, too small for the x4 downscale) are all named in
 one error, or with ``--keep-going`` scored as failed (no detections: their faces count as missed).
 
-Each row writes an official prediction folder ``predictions/<variant>/<event>/<name>.txt`` (with
-``predictions/<variant>.json`` beside it: its key and timings, written last); a row whose restorer, detector and data
-are unchanged is read back instead of recomputed. Restorations go through the LMDB cache (`benchmark.cache`), so
-another detector never redoes them. Each finished image is appended to ``predictions/<variant>.parts/``
+Each row writes an official prediction folder ``<detector>/predictions/<variant>/<event>/<name>.txt`` under
+``--out``, one sub-folder per detector so that another detector never overwrites it (with ``<variant>.json`` beside
+it: its key and timings, written last; the tables stay at ``--out``); a row whose restorer, detector and data are
+unchanged is read back instead of recomputed. Restorations go through the LMDB cache (`benchmark.cache`), so another
+detector never redoes them. Each finished image is appended to ``<variant>.parts/`` beside the folder
 (`benchmark.progress`), so a killed run resumes where it stopped. Under torchrun each rank detects its share of a
 row's images and rank 0 gathers them and writes every file. Timings: warm-up first, device synchronised, per stage,
-summed over images (so over ranks, and over the runs a resumed row took).
+summed over images (so over ranks, and over the runs a resumed row took); the warm-up runs the restorer and detector on
+the first image's shapes, so the order of the rows does not change their times.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ import argparse
 import hashlib
 import json
 import shutil
+import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,19 +48,25 @@ from benchmark import distributed, restore
 from benchmark.cache import RestorationCache, open_cache, restore_cached
 from benchmark.datasets import synth_faces
 from benchmark.datasets.widerface import GT_MAT, SETTING_MAT, SETTINGS, WiderFaceGT, image_path, images_on_disk, \
-    locate, read_gt_mat
+    locate, read_gt_entries
 from benchmark.degrade import check_degradation, degrade
 from benchmark.errors import InputError, refuse_unusable
 from benchmark.images import read_image
-from benchmark.metrics.widerface import SettingResult, evaluate, read_predictions, write_predictions, xyxy_to_xywh
+from benchmark.metrics.widerface import SettingResult, evaluate, read_predictions, scope, write_predictions, \
+    xyxy_to_xywh
 from benchmark.progress import ProgressLog
-from benchmark.report import device_description, markdown_table, run_metadata, write_atomic, write_csv, write_json
+from benchmark.report import (device_description, markdown_table, model_folder, run_metadata, write_atomic, write_csv,
+                              write_json)
 from models.mtcnn import mtcnn_detector
 from models.tiny_faces import TinyFacesDetector, load_tiny_faces
+from models.mtcnn import mtcnn_detector
+from models.tiny_faces import TEMPLATE_MODES, TinyFacesDetector, load_tiny_faces
 from models.weights import TINY_FACES_R18_SYNTH, sha256_of
 
 SCALE = 4
 VARIANTS = ("hr", "lr", "lr_bicubic", "lr_cajnn")
+# How a row's files write boxes (part of its reuse key: files written otherwise are recomputed)
+BOX_FORMAT = "rounded corners, w = x2 - x1 + 1"
 STATS = ("time_restore_s", "restore_compute_s", "cache_hits", "time_detect_s", "time_total_s", "device")
 Detector = Callable[[np.ndarray], np.ndarray]
 # --detector names besides the default "tinyfaces" (built by build_detector from --detector-weights, --templates):
@@ -78,8 +90,8 @@ class Variant:
 @dataclass
 class Dataset:
     """The evaluated images (ids in ground-truth order), their ground truth, a description for the table, a digest
-    of the ground truth files and image bytes (the data part of a row's reuse key) and the unusable images (id ->
-    problem, naming the file), which every row scores as failed."""
+    of the ground truth files and image bytes (the data part of a row's reuse key), the unusable images (id ->
+    problem, naming the file), which every row scores as failed, and the malformed ground-truth entries, skipped."""
 
     images_dir: Path
     gt: WiderFaceGT
@@ -87,6 +99,7 @@ class Dataset:
     description: str
     digest: str
     failed: dict[str, str] = field(default_factory=dict)
+    malformed: list[str] = field(default_factory=list)
 
 
 def build_variant(name: str, cajnn_weights: str | None, settings: dict) -> Variant:
@@ -104,15 +117,16 @@ def build_variant(name: str, cajnn_weights: str | None, settings: dict) -> Varia
 
 def build_detector(detector_weights: str | None, templates: str, device: torch.device, amp: str | None = None,
                    channels_last: bool = False) -> tuple[Detector, str]:
-    """Tiny Faces from `detector_weights` (default: the bundled synthetic-trained ResNet-18 variant) and its
-    identity for reuse (file sha256 + test settings)."""
+    """Tiny Faces from `detector_weights` (default: the bundled synthetic-trained ResNet-18 variant), named after the
+    file (and the template mode unless original), and its identity for reuse (file sha256 + test settings)."""
     path = Path(detector_weights) if detector_weights else TINY_FACES_R18_SYNTH.path
     if not detector_weights and not path.is_file():
         raise InputError(f"{path}: the bundled detector weights are missing (train them with "
                          "python -m benchmark.train_tinyfaces, or pass --detector-weights)")
-    if templates not in ("original", "port"):
-        raise InputError(f"--templates: unknown {templates!r} (choose from original, port)")
-    detector = TinyFacesDetector(load_tiny_faces(path).to(device), templates=templates, amp=amp,
+    if templates not in TEMPLATE_MODES:
+        raise InputError(f"--templates: unknown {templates!r} (choose from {', '.join(TEMPLATE_MODES)})")
+    name = path.stem.split(".")[0] + ("" if templates == "original" else f"_{templates}")
+    detector = TinyFacesDetector(load_tiny_faces(path).to(device), templates=templates, name=name, amp=amp,
                                  channels_last=channels_last)
     key = (f"tiny_faces|{sha256_of(path)}|templates={templates}|scales={detector.scales}|"
            f"prob={detector.prob_thresh}|nms={detector.nms_iou}|max_side={detector.max_side}"
@@ -127,6 +141,9 @@ def named_detector(name: str, detector_weights: str | None, device: torch.device
     if detector_weights:
         raise InputError(f"--detector-weights: takes a Tiny Faces checkpoint, not used by --detector {name}")
     return DETECTORS[name](device=device)
+def detector_name(detector: Detector) -> str:
+    """A detector's name: its `name` attribute, else a function's or class's name."""
+    return str(getattr(detector, "name", None) or getattr(detector, "__name__", None) or type(detector).__name__)
 
 
 def read_hr(path: Path) -> np.ndarray:
@@ -142,7 +159,8 @@ def load_dataset(data_root: str | None, synth_images: int, seed: int, limit: int
                  keep_going: bool, ctx: distributed.Context) -> Dataset:
     """The ground truth of the images present under `data_root` (or of the embedded synthetic set, which rank 0
     generates while the others wait), first `limit`. Every image is decoded first, on every rank (so all ranks
-    agree): the unusable ones are all named in one InputError, or with `keep_going` kept as failed."""
+    agree): the unusable ones and the malformed ground-truth entries are all named in one InputError, or with
+    `keep_going` kept as failed and skipped."""
     if data_root is None:
         if ctx.is_main:
             synth_faces.default_test_set(cache_dir, synth_images, seed)
@@ -153,9 +171,9 @@ def load_dataset(data_root: str | None, synth_images: int, seed: int, limit: int
         root = Path(data_root)
         description = f"WIDER FACE val at {root}"
     layout = locate(root)
-    gt = read_gt_mat(layout.gt_dir)
+    gt, malformed = read_gt_entries(layout.gt_dir)
     ids = images_on_disk(layout.images_dir, gt.image_ids)
-    if not ids:
+    if not ids and (keep_going or not malformed):
         raise InputError(f"{layout.images_dir}: none of the {len(gt)} images listed in {layout.gt_dir / GT_MAT} "
                          "is on disk")
     ids = ids[:limit] if limit else ids
@@ -173,8 +191,11 @@ def load_dataset(data_root: str | None, synth_images: int, seed: int, limit: int
             content = failed[image_id].encode()  # a failed image has no detections whatever its bytes
         digest.update(image_id.encode() + b"\0" + content)
     if not keep_going:
-        refuse_unusable(list(failed.values()), len(ids), "images", "--keep-going scores them as failed")
-    return Dataset(layout.images_dir, gt.subset(ids), len(gt), description, digest.hexdigest(), failed)
+        hint = ("--keep-going skips malformed ground-truth entries and scores unusable images as failed" if malformed
+                else "--keep-going scores them as failed")
+        refuse_unusable(malformed + list(failed.values()), len(ids) + len(malformed), "images", hint)
+    return Dataset(layout.images_dir, gt.subset(ids), len(gt) + len(malformed), description, digest.hexdigest(),
+                   failed, malformed)
 
 
 def detect_images(variant: Variant, detector: Detector, data: Dataset, ids: list[str], jpeg_quality: int | None,
@@ -184,9 +205,12 @@ def detect_images(variant: Variant, detector: Detector, data: Dataset, ids: list
     restoration cost when it was computed (`compute_s`) and whether the cache held it (`hit`)."""
     if not ids:
         return []
-    warm = np.full((64, 64, 3), 128, np.uint8)
-    if variant.restorer is not None:  # warm-up, not timed; through the cache, so a fully cached row never runs it
-        restore_cached(variant.restorer, warm[:16, :16], cache)
+    # warm-up on the shapes of the first image (kernels and buffers are set up per shape), not timed, so the row
+    # run first does not pay for it; the restorer sees a grey image through the cache (a cached row never runs it)
+    warm = read_hr(image_path(data.images_dir, ids[0]))
+    if variant.restorer is not None:
+        grey = np.full_like(degrade(warm, SCALE, jpeg_quality), 128)
+        warm = restore_cached(variant.restorer, grey, cache).image
     detector(warm)
     box_scale = 1.0 if variant.restorer is None else SCALE / variant.restorer.scale
     records = []
@@ -207,7 +231,7 @@ def detect_images(variant: Variant, detector: Detector, data: Dataset, ids: list
         restore.synchronize(ctx.device)
         detect_s = time.perf_counter() - start
         dets[:, :4] *= box_scale
-        record = {"id": image_id, "detections": xyxy_to_xywh(dets).tolist(), "restore_s": restore_s,
+        record = {"id": image_id, "detections": xyxy_to_xywh(dets, inclusive=True).tolist(), "restore_s": restore_s,
                   "detect_s": detect_s, "total_s": time.perf_counter() - start_total, "compute_s": compute_s,
                   "hit": hit}
         log.append([record])
@@ -264,7 +288,7 @@ def pr_figure(path: Path, results: dict[str, dict[str, SettingResult]], title: s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), layout="constrained")  # constrained: room for the title
     for ax, setting in zip(axes, SETTINGS):
         for name, res in results.items():
             r = res[setting]
@@ -274,8 +298,7 @@ def pr_figure(path: Path, results: dict[str, dict[str, SettingResult]], title: s
                ylabel="precision", xlim=(0, 1), ylim=(0, 1.01))
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(textwrap.fill(title, 150), fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -299,7 +322,7 @@ def scene_figure(path: Path, data: Dataset, preds: dict[str, dict[str, np.ndarra
         shown = p[image_id][p[image_id][:, 4] > 0]
         for x, y, w, h, _ in shown:
             ax.add_patch(Rectangle((x, y), w, h, fill=False, color="red", lw=0.8))
-        ax.set_title(f"{name}: {len(shown)} detections with score > 0", fontsize=8)
+        ax.set_title(textwrap.fill(f"{name}: {len(shown)} detections with score > 0", 40), fontsize=8)
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -313,9 +336,9 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         cache_dir: str | Path | None = None, keep_going: bool = False, amp: str | None = None,
         channels_last: bool = False, restorers: dict[str, restore.Restorer] | None = None,
         detector: Detector | str | None = None) -> pd.DataFrame | None:
-    """Compute Table III into ``out``: ``predictions/<variant>/`` (official format) and ``<variant>.json``,
-    ``table3.csv``, ``table3.md``, ``fig6_pr.png``, ``scene.png``, ``run.json``; returns the table (None on torchrun
-    ranks > 0, which only detect their share).
+    """Compute Table III into ``out``: ``<detector name>/predictions/<variant>/`` (official format) and
+    ``<variant>.json`` there, ``table3.csv``, ``table3.md``, ``fig6_pr.png``, ``scene.png``, ``run.json``; returns the
+    table (None on torchrun ranks > 0, which only detect their share).
 
     ``cache_dir``: the restoration cache (None: none). ``keep_going``: score unusable images as failed instead of
     refusing the dataset. ``restorers`` adds rows (name -> restorer applied to the LR image); ``detector`` replaces
@@ -336,24 +359,28 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         detector, detector_key = build_detector(detector_weights, templates, torch_device, amp, channels_last)
     else:
         detector_key = getattr(detector, "cache_key", None)
+        if detector_key is None and ctx.is_main:
+            print(f"note: the detector {detector_name(detector)!r} has no cache_key, so its rows are recomputed, never "
+                  "reused or resumed from earlier runs (give it a stable cache_key to allow that)", file=sys.stderr)
     out = Path(out)
     data = load_dataset(data_root, synth_images, seed, limit, out, keep_going, ctx)
     subset = len(data.gt) < data.n_gt_images
     semantics = "MATLAB eval_tools (int32)" if matlab else "official Python port (sorted per image)"
     device_text = device_description(torch_device) + (f", {ctx.world} torchrun ranks" if ctx.distributed else "")
-    keys = {v.name: {"variant": v.cache_key, "detector": detector_key, "data": data.digest,
+    keys = {v.name: {"variant": v.cache_key, "detector": detector_key, "data": data.digest, "boxes": BOX_FORMAT,
                      "lr_jpeg_quality": None if v.restorer is None else lr_jpeg_quality} for v in rows_wanted}
-    stored = {v.name: finished(out / "predictions" / f"{v.name}.json", keys[v.name]) if detector_key is not None
+    pred_root = model_folder(out, detector_name(detector)) / "predictions"
+    stored = {v.name: finished(pred_root / f"{v.name}.json", keys[v.name]) if detector_key is not None
               else None for v in rows_wanted}
     distributed.barrier(ctx)  # every rank knows which rows are reused before rank 0 rewrites any
     cache = open_cache(cache_dir)
 
     rows, preds, results = [], {}, {}
     for variant in tqdm(rows_wanted, desc="Table III", dynamic_ncols=True, disable=not ctx.is_main):
-        pred_dir, meta_path = out / "predictions" / variant.name, out / "predictions" / f"{variant.name}.json"
+        pred_dir, meta_path = pred_root / variant.name, pred_root / f"{variant.name}.json"
         meta = stored[variant.name]
         if meta is None:
-            log = ProgressLog(out / "predictions" / f"{variant.name}.parts", keys[variant.name], ctx.rank)
+            log = ProgressLog(pred_root / f"{variant.name}.parts", keys[variant.name], ctx.rank)
             records = compute_row(variant, detector, data, lr_jpeg_quality, cache, log, detector_key is not None, ctx)
             if ctx.is_main:
                 meta = write_row(pred_dir, meta_path, keys[variant.name], records, data, device_text)
@@ -364,7 +391,7 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         results[variant.name] = evaluate(preds[variant.name], data.gt, matlab=matlab)
         rows.append({"variant": variant.name, **{f"ap_{s}": results[variant.name][s].ap for s in SETTINGS},
                      "n_images": len(data.gt), "failed": len(data.failed), **{k: meta["stats"][k] for k in STATS},
-                     "restorer": variant.cache_key, "detector": detector_key or getattr(detector, "name", "custom")})
+                     "restorer": variant.cache_key, "detector": detector_key or detector_name(detector)})
     if cache is not None:
         cache.close()
     distributed.close(ctx)
@@ -373,10 +400,9 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
 
     table = pd.DataFrame(rows)
     write_csv(table, out / "table3.csv")
-    scope = (f"subset of {len(data.gt)} images, not the official protocol" if subset
-             else f"all {len(data.gt)} images")
-    title = (f"Table III: face detection AP, {data.description}, {scope}; evaluation: {semantics}; "
-             f"LR = x{SCALE} MATLAB bicubic" + (f" + JPEG q{lr_jpeg_quality}" if lr_jpeg_quality else "") +
+    title = (f"Table III: face detection AP, {data.description}, {scope(len(data.gt), data.n_gt_images)}; "
+             f"evaluation: {semantics}; LR = x{SCALE} MATLAB bicubic" +
+             (f" + JPEG q{lr_jpeg_quality}" if lr_jpeg_quality else "") +
              "; raw detector scores")
     shown = table.copy()
     for c in [c for c in shown.columns if c.startswith("ap_")]:
@@ -385,9 +411,13 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         shown[c] = shown[c].map(lambda v: f"{v:.1f}")
     shown = shown.drop(columns=["restorer", "detector"])
     faces = ", ".join(f"{s} {results[rows[0]['variant']][s].num_faces}" for s in SETTINGS) if rows else ""
-    notes = (f"\nFaces counted: {faces}. Detector: {detector_key or 'custom'}. Seconds are summed over the images "
+    notes = (f"\nFaces counted: {faces}. Detector: {detector_key or detector_name(detector)}. Seconds are summed over "
+             "the images "
              "(over every torchrun rank, and over the runs a resumed row took): time_restore_s is the restoration "
              "wall time as run (cache reads included), restore_compute_s what computing the restorations cost.\n")
+    if data.malformed:
+        notes += (f"\nSkipped ground-truth entries ({len(data.malformed)}; malformed, not scored):\n" +
+                  "".join(f"- {problem}\n" for problem in data.malformed))
     if data.failed:
         notes += (f"\nFailed images ({len(data.failed)}; no detections, their faces count as missed):\n" +
                   "".join(f"- {problem}\n" for problem in data.failed.values()))
@@ -399,7 +429,8 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         scene_figure(out / "scene.png", data, preds, usable[0])
     write_json(out / "run.json", run_metadata(torch_device, task="tinyface", data_root=data_root,
                                               description=data.description, n_images=len(data.gt), subset=subset,
-                                              failed=list(data.failed.values()), evaluation=semantics,
+                                              failed=list(data.failed.values()), skipped_gt=data.malformed,
+                                              evaluation=semantics,
                                               lr_jpeg_quality=lr_jpeg_quality, detector=detector_key,
                                               ranks=ctx.world, cache_dir=cache_dir, amp=amp,
                                               channels_last=channels_last, rows={r.name: r.cache_key for r in rows_wanted}))
@@ -415,8 +446,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--detector-weights", help="Tiny Faces checkpoint: tiny-faces-pytorch's released file, a bare "
                    "state_dict or our float16 safetensors (default: the bundled ResNet-18 variant trained on "
                    "synthetic scenes)")
-    g.add_argument("--templates", choices=["original", "port"], default="original",
-                   help="type-B templates at the 2x level as the original (default) or never, as the PyTorch port")
+    g.add_argument("--templates", choices=TEMPLATE_MODES, default="original",
+                   help="original (default): type-A templates at every level, type B at the 2x level, as the MATLAB "
+                   "release; port: what tiny-faces-pytorch's code does (all 25 templates, feature-map columns 0-3 "
+                   "and 12-24 zeroed; a level under 25 columns is an error, as it crashes the port); typeA: the "
+                   "port's template selection as intended (type A only)")
     g.add_argument("--matlab", action="store_true", help="MATLAB eval_tools int32 semantics (default: the "
                    "official Python port with each image's predictions sorted)")
     g.add_argument("--synth-images", type=int, default=synth_faces.DEFAULT_N,
