@@ -35,6 +35,7 @@ from benchmark.errors import InputError, refuse_unusable
 from benchmark.metrics.text import normalize_label, normalize_prediction, score
 from benchmark.progress import ProgressLog
 from benchmark.report import device_description, markdown_table, run_metadata, write_atomic, write_csv, write_json
+from benchmark.report_html import write_task_report
 from models.text import (Recognizer, RecognizerConfig, TextRecognizer, converter_for, find_easyocr_english_g2,
                          load_recognizer)
 from models.weights import RECOGNIZER_SYNTH, load_strict, read_state_dict, sha256_of
@@ -396,6 +397,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
                                               cache_dir=str(cache_dir) if cache_dir else None,
                                               restorers={n: r.cache_key for n, r in chosen.items()}))
     print(title + markdown_table(shown) + notes)
+    write_task_report(out, "ocr")
     return table
 
 

@@ -27,6 +27,7 @@ import argparse
 import hashlib
 import json
 import shutil
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from benchmark.images import read_image
 from benchmark.metrics.widerface import SettingResult, evaluate, read_predictions, write_predictions, xyxy_to_xywh
 from benchmark.progress import ProgressLog
 from benchmark.report import device_description, markdown_table, run_metadata, write_atomic, write_csv, write_json
+from benchmark.report_html import write_task_report
 from models.tiny_faces import TinyFacesDetector, load_tiny_faces
 from models.weights import TINY_FACES_R18_SYNTH, sha256_of
 
@@ -258,7 +260,7 @@ def pr_figure(path: Path, results: dict[str, dict[str, SettingResult]], title: s
                ylabel="precision", xlim=(0, 1), ylim=(0, 1.01))
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=8)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle("\n".join(textwrap.wrap(title, 160)), fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -385,6 +387,7 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
                                               ranks=ctx.world, cache_dir=cache_dir,
                                               rows={r.name: r.cache_key for r in rows_wanted}))
     print(title + "\n\n" + markdown_table(shown) + notes)
+    write_task_report(out, "tinyface")
     return table
 
 
