@@ -442,7 +442,7 @@ td.num{text-align:right;white-space:nowrap} th.num{text-align:right}
 .scroll{overflow-x:auto}
 table.kv th{text-align:left;background:#f5f5f5;white-space:nowrap}
 table.kv td{text-align:left;overflow-wrap:anywhere}
-figure{margin:10px 0} img{max-width:100%;height:auto;border:1px solid #ddd}
+figure{margin:10px 0} img{max-width:100%;height:auto;border:1px solid #ddd;box-sizing:border-box}
 figcaption{font-size:12.5px;color:#555}
 code,pre{font-family:"DejaVu Sans Mono",monospace;font-size:12px}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:0}

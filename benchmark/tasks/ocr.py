@@ -373,11 +373,15 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
                      "restorer": restorer.cache_key})
     distributed.close(ctx)
     if not ctx.is_main:
+        if cache is not None:
+            cache.close()
         return None
 
     table = pd.DataFrame(rows)
     write_csv(table, out / "table2.csv")
     sample_sheet(out / "samples.png", data, chosen, predictions, cache)
+    if cache is not None:
+        cache.close()  # the next task in this process (--task all) opens the same LMDB
     subset_text = {"all": "all crops", "1015": "IC13_1015 (alphanumeric labels)",
                    "857": "IC13_857 (alphanumeric, >= 3 characters)"}[subset]
     failed = [f"- {data.ids[i]}: {p}" for i, p in enumerate(data.problems) if p]
