@@ -295,7 +295,8 @@ def cost_benefit_figure(path: Path, panels: list[CostPanel]) -> None:
                 ax.scatter([seconds], [gain], marker="*", s=140, color="tab:red", zorder=3,
                            label=f"{label}: {gain:+.3g}")
         if panel.hr_gain is not None:
-            ax.axhline(panel.hr_gain, color="grey", ls="--", lw=1, label=f"HR image (upper bound): {panel.hr_gain:+.3g}")
+            ax.axhline(panel.hr_gain, color="grey", ls="--", lw=1,
+                       label=f"HR image (upper bound): {panel.hr_gain:+.3g}")
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xscale("log")
         ax.set_xlabel("restoration compute per image (s, log scale)")
@@ -336,12 +337,15 @@ def cost_section(results: list[TaskResult], figure_path: Path) -> str:
 # ----------------------------------------------------------------------------------------------------- model cards
 
 def model_keys(result: TaskResult) -> list[tuple[str, str, str]]:
-    """(role, row name, model key) of every restorer, recognizer and detector in a task's run.json."""
+    """(role, row name, model key) of every restorer, recognizer and detector in a task's run.json and in its
+    table's model columns (a table of several recognizers or detectors), each once."""
     meta = result.meta
     keys = [("restorer", name, key) for name, key in {**meta.get("restorers", {}), **meta.get("rows", {})}.items()]
     for role in ("recognizer", "detector"):
-        if meta.get(role):
-            keys.append((role, role, meta[role]))
+        found = [meta[role]] if meta.get(role) else []
+        if result.table is not None and role in result.table.columns:
+            found += list(result.table[role])
+        keys += [(role, role, key) for key in dict.fromkeys(found)]
     return keys
 
 
@@ -393,16 +397,23 @@ def model_cards(results: list[TaskResult]) -> str:
                      ("sha256", sha), ("parameters", card["params"] or "not recorded"),
                      ("trained on", "not a bundled file: see where it came from (third_party/README.md)")]
         rows += [("settings", "; ".join(sorted(s for s in card["settings"] if s)))] if any(card["settings"]) else []
-        body = "".join(f"<tr><th>{html.escape(k)}</th><td>{'<pre>' if k.endswith('commands') else ''}"
-                       f"{html.escape(str(v))}{'</pre>' if k.endswith('commands') else ''}</td></tr>"
-                       for k, v in rows)
+        body = "".join(f"<tr><th>{html.escape(k)}</th><td>{cell_html(k, str(v))}</td></tr>" for k, v in rows)
         parts.append(f'<div class="card"><h3>{html.escape(card["name"])}</h3><table class="kv">{body}</table></div>')
     parts.append("</div>")
     if weightless:
         items = "".join(f"<li><code>{html.escape(k)}</code>: {html.escape(', '.join(v))}</li>"
                         for k, v in weightless.items())
-        parts.append(f"<p>Rows without weights (interpolation or no restoration):</p><ul>{items}</ul>")
+        parts.append("<p>Without a weights file (interpolation, no restoration, or a Python callable without a "
+                     f"sha256 in its key):</p><ul>{items}</ul>")
     return "".join(parts)
+
+
+def cell_html(key: str, value: str) -> str:
+    """A card's value; training commands folded into a native <details> (no script) because they run long."""
+    if key != "training commands":
+        return html.escape(value)
+    n = len(value.splitlines())
+    return f"<details><summary>{n} command{'s' if n > 1 else ''}</summary><pre>{html.escape(value)}</pre></details>"
 
 
 # -------------------------------------------------------------------------------------------------------- metadata
@@ -451,7 +462,7 @@ pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:0}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px}
 .card{border:1px solid #ccc;border-radius:6px;padding:4px 12px 10px;min-width:0}
 .card table{width:100%;table-layout:fixed} .card th{width:24%}
-table.meta{width:100%;table-layout:fixed} table.meta tbody th{width:12%}
+table.meta{width:100%;table-layout:fixed} table.meta tr>:first-child{width:12%}
 table.meta thead th{white-space:normal;overflow-wrap:anywhere}
 nav a{margin-right:14px}
 """

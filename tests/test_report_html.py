@@ -110,7 +110,7 @@ def test_model_cards_name_bundled_weights_and_user_files(tmp_path):
     cards = R.model_cards([R.load_task("ocr", tmp_path / "ocr")])
     cajnn, user = cards.split('<div class="card">')[1:]
     assert "cajnn_lite_cpu.safetensors (bundled)" in cajnn and CAJNN_LITE_CPU.sha256 in cajnn
-    assert "835,843" in cajnn and "T91" in cajnn and "Table II cajnn_x4, Table II cajnn_x4_down" in cajnn
+    assert "835,843" in cajnn and "T91" in cajnn and "<summary>7 commands</summary>" in cajnn and "Table II cajnn_x4, Table II cajnn_x4_down" in cajnn
     assert "rec.safetensors" in user and USER_SHA in user and "given by the user" in user
     assert "<code>identity</code>: Table II raw" in cards
 
