@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import os
 import sys
+from pathlib import Path
 
 from benchmark.cache import default_cache_dir
-from benchmark.errors import run_reporting_input_errors
+from benchmark.errors import InputError, run_reporting_input_errors
+from benchmark.report_html import write_index
 from benchmark.tasks import ocr, sr, tinyface
 
 TASKS = {"sr": sr, "ocr": ocr, "tinyface": tinyface}
@@ -16,18 +20,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="run_all.py",
         description="carsr-bench: does joint JPEG-artifact removal + x4 super-resolution (CAJNN) help downstream "
                     "vision models? Writes CSV and Markdown tables under --out.")
-    p.add_argument("--task", choices=sorted(TASKS), required=True,
+    p.add_argument("--task", choices=sorted(TASKS) + ["all"], required=True,
                    help="sr: Table I (PSNR/SSIM); ocr: Table II (scene-text recognition accuracy); "
-                   "tinyface: Table III and Fig. 6 (WIDER FACE AP)")
+                   "tinyface: Table III and Fig. 6 (WIDER FACE AP); all: the three with the same flags, each in "
+                   "OUT/<task>/, and OUT/index.html (one page of all); every task writes its own report.html")
     p.add_argument("--data-root", help="root of the official data for the task (default: the embedded, generated "
                    "or package-shipped data; no download)")
-    p.add_argument("--out", help="output folder (default: results/<task>/)")
+    p.add_argument("--out", help="output folder (default: results/<task>/; --task all: results/)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0, help="seed for everything random (default 0)")
     p.add_argument("--limit", type=int, help="use only the first N items of each dataset (smoke runs)")
     p.add_argument("--cajnn-weights", help="CAJNN checkpoint (default: the bundled cajnn_lite_cpu)")
     p.add_argument("--variants", nargs="+", help="rows of the task's table (default: all of the task's rows; "
-                   "ocr: raw cajnn_x4 cajnn_x4_down bicubic_x4, tinyface: hr lr lr_bicubic lr_cajnn)")
+                   "ocr: raw cajnn_x4 cajnn_x4_down bicubic_x4, tinyface: hr lr lr_bicubic lr_cajnn; with --task "
+                   "all each task takes the names that are its rows, and all its rows when none is)")
     p.add_argument("--cache-dir", default=str(default_cache_dir()), help="LMDB cache of restored images, reused "
                    "by later runs and other recognizers/detectors (default: %(default)s)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the restoration cache")
@@ -53,4 +59,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_cache:
         args.cache_dir = None
     args.amp = None if args.amp == "none" else args.amp
+    if args.task == "all":
+        return run_reporting_input_errors(run_all_tasks, args)
     return run_reporting_input_errors(TASKS[args.task].run_from_args, args)
+
+
+def run_all_tasks(args: argparse.Namespace) -> Path | None:
+    """Tables I, II and III with the same flags, each into OUT/<task>/, then OUT/index.html (rank 0 only under
+    torchrun); returns the index's path."""
+    root = Path(args.out or "results")
+    named = {name: [v for v in args.variants or [] if v in getattr(task, "VARIANTS", ())]
+             for name, task in TASKS.items()}
+    unknown = [v for v in args.variants or [] if not any(v in chosen for chosen in named.values())]
+    if unknown:
+        raise InputError(f"--variants: {', '.join(unknown)} is a row of no task (ocr: {' '.join(ocr.VARIANTS)}; "
+                         f"tinyface: {' '.join(tinyface.VARIANTS)})")
+    for name, task in TASKS.items():
+        task_args = copy.copy(args)
+        task_args.out, task_args.variants = str(root / name), named[name] or None
+        task.run_from_args(task_args)
+    if os.environ.get("RANK", "0") != "0":
+        return None
+    return write_index(root, {name: root / name for name in TASKS})

@@ -6,6 +6,8 @@ import json
 import os
 import platform
 import re
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 
@@ -72,8 +74,12 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 
 def run_metadata(device: torch.device, **extra) -> dict:
-    """What produced a table: versions, device, and the task's own settings."""
+    """What produced a table: the command, versions, device, seed, and the task's own settings.
+
+    The seed is ``torch.initial_seed()``: every task calls ``torch.manual_seed(seed)`` before any work."""
     return {
+        "command": "python " + shlex.join(sys.argv),
+        "seed": torch.initial_seed(),
         "carsr_bench": benchmark.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),

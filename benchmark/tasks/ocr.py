@@ -42,6 +42,7 @@ from benchmark.metrics.text import case_sensitive, compared, score
 from benchmark.progress import ProgressLog
 from benchmark.report import (device_description, markdown_table, model_folder, run_metadata, write_atomic, write_csv,
                               write_json)
+from benchmark.report_html import write_task_report
 from models.text import (Recognizer, RecognizerConfig, TextRecognizer, converter_for, find_easyocr_english_g2,
                          load_recognizer)
 from models.text.tesseract import TesseractRecognizer
@@ -457,11 +458,15 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
             first_predictions = predictions
     distributed.close(ctx)
     if not ctx.is_main:
+        if cache is not None:
+            cache.close()
         return None
 
     table = pd.DataFrame(rows)
     write_csv(table, out / "table2.csv")
     sample_sheet(out / "samples.png", data, chosen, first_predictions, cache)
+    if cache is not None:
+        cache.close()  # the next task in this process (--task all) opens the same LMDB
     subset_text = {"all": "all crops", "1015": "IC13_1015 (alphanumeric labels)",
                    "857": "IC13_857 (alphanumeric, >= 3 characters)"}[subset]
     failed = [f"- {data.ids[i]}: {p}" for i, p in enumerate(data.problems) if p]
@@ -492,6 +497,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
                                               amp=amp, channels_last=channels_last,
                                               restorers={n: r.cache_key for n, r in chosen.items()}))
     print(title + markdown_table(shown) + notes)
+    write_task_report(out, "ocr")
     return table
 
 

@@ -26,6 +26,7 @@ from benchmark.images import list_images, read_image
 from benchmark.metrics.image_quality import psnr, ssim
 from benchmark.progress import ProgressLog
 from benchmark.report import markdown_table, run_metadata, write_atomic, write_csv, write_json
+from benchmark.report_html import write_task_report
 
 SCALE = 4
 METHODS = ("bicubic", "rrdb", "dncnn_rrdb", "arcnn_rrdb", "cajnn", "cajnn_ensemble")
@@ -212,6 +213,7 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
                                               restorers={m: (r if isinstance(r, str) else r.cache_key)
                                                          for m, r in restorers.items()}))
     print(title + markdown_table(table) + notes)
+    write_task_report(out, "sr")
     return long
 
 

@@ -57,6 +57,7 @@ from benchmark.metrics.widerface import SettingResult, evaluate, read_prediction
 from benchmark.progress import ProgressLog
 from benchmark.report import (device_description, markdown_table, model_folder, run_metadata, write_atomic, write_csv,
                               write_json)
+from benchmark.report_html import write_task_report
 from models.mtcnn import mtcnn_detector
 from models.tiny_faces import TinyFacesDetector, load_tiny_faces
 from models.mtcnn import mtcnn_detector
@@ -435,6 +436,7 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
                                               ranks=ctx.world, cache_dir=cache_dir, amp=amp,
                                               channels_last=channels_last, rows={r.name: r.cache_key for r in rows_wanted}))
     print(title + "\n\n" + markdown_table(shown) + notes)
+    write_task_report(out, "tinyface")
     return table
 
 
