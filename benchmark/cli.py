@@ -30,12 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0, help="seed for everything random (default 0)")
     p.add_argument("--limit", type=int, help="use only the first N items of each dataset (smoke runs)")
-    p.add_argument("--cajnn-weights", help="CAJNN checkpoint (default: the bundled cajnn_lite_cpu)")
+    p.add_argument("--cajnn-weights", help="CAJNN checkpoint file, or bundled weights by name: cajnn_lite_cpu "
+                   "(default; 0.84 M parameters, fast on a CPU) or cajnn_paper_gpu (the paper's 14.8 M network)")
     p.add_argument("--variants", nargs="+", help="rows of the task's table (default: all of the task's rows; "
                    "ocr: raw cajnn_x4 cajnn_x4_down bicubic_x4, tinyface: hr lr lr_bicubic lr_cajnn; with --task "
                    "all each task takes the names that are its rows, and all its rows when none is)")
     p.add_argument("--cache-dir", default=str(default_cache_dir()), help="LMDB cache of restored images, reused "
                    "by later runs and other recognizers/detectors (default: %(default)s)")
+    p.add_argument("--restorer", action="append", metavar="NAME=PATH", help="add a row restored by any checkpoint "
+                   "spandrel recognises (ESRGAN, SwinIR, HAT, FBCNN, DnCNN, ...; pip install spandrel); repeatable")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the restoration cache")
     p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none", help="autocast the restorers and "
                    "the detector (bf16: CPUs with AVX512-BF16/AMX and GPUs; fp16: GPUs); default none (fp32)")

