@@ -128,6 +128,8 @@ def formatted(task: str, table: pd.DataFrame) -> pd.DataFrame:
     """The table as the task's Markdown shows it: long key columns hidden, Table III's AP to 3 decimals and its
     seconds to 1."""
     shown = table.drop(columns=[c for c in HIDDEN.get(task, ()) if c in table.columns])
+    if "recognizer" in shown.columns and shown["recognizer"].nunique() == 1:  # one recognizer: its card names it
+        shown = shown.drop(columns=["recognizer"])
     if task == "tinyface":
         for c in shown.columns:
             if c.startswith("ap_") or c.endswith("_s"):
@@ -237,7 +239,7 @@ def cost_panels(result: TaskResult) -> tuple[list[CostPanel], list[str]]:
     table = result.table
     if result.task == "ocr":
         baseline, metric, count, model_column = "raw", "accuracy", "n", "recognizer"
-        default_model = next(iter(result.meta.get("recognizers", {"recognizer": ""})))
+        default_model = next(iter(result.meta.get("recognizers", {"recognizer": ""})))  # a table without the column
         ylabel = "accuracy gain over raw (% points)"
     else:
         baseline, metric, count, model_column = "lr", "ap_hard", "n_images", "detector"

@@ -149,5 +149,6 @@ def test_tinyface_task_runs_mtcnn_by_name_and_reuses_its_row(weights_dir, tmp_pa
     kwargs = dict(data_root=str(root), variants=["lr"], out=tmp_path / "out", device="cpu", detector="mtcnn")
     table = tinyface.run(**kwargs)
     assert table["detector"].iloc[0] == M.mtcnn_detector().cache_key
-    meta = (tmp_path / "out" / "predictions" / "lr.json").read_text()
-    assert tinyface.run(**kwargs).equals(table) and (tmp_path / "out" / "predictions" / "lr.json").read_text() == meta
+    meta = (tmp_path / "out" / "mtcnn" / "predictions" / "lr.json").read_text()  # OUT/<detector name>/
+    assert tinyface.run(**kwargs).equals(table)
+    assert (tmp_path / "out" / "mtcnn" / "predictions" / "lr.json").read_text() == meta

@@ -42,7 +42,8 @@ def test_two_torchrun_ranks_give_the_single_process_table(tmp_path):
         torch.set_num_threads(threads)
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                            "run_all.py", *args, "--out", str(tmp_path / "two"), "--cache-dir", str(tmp_path / "cache2")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+                          cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},  # torchrun keeps a caller's value
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     one, two = read_table(tmp_path / "one/table2.csv"), read_table(tmp_path / "two/table2.csv")
     assert one[SCORE_COLUMNS].equals(two[SCORE_COLUMNS]) and list(one["n"]) == [60] * 4

@@ -84,9 +84,9 @@ def test_markdown_prose_is_the_text_around_the_table():
 
 
 def test_cost_points_are_gains_over_the_unrestored_row_per_image_seconds(tmp_path):
-    write_task(tmp_path / "ocr", "ocr", table2(), {"recognizer": "rec.safetensors|" + USER_SHA})
+    write_task(tmp_path / "ocr", "ocr", table2(), {"recognizers": {"rec": "rec.safetensors|" + USER_SHA}})
     (panel,), notes = R.cost_panels(R.load_task("ocr", tmp_path / "ocr"))
-    assert notes == [] and panel.title == "Table II: recognizer rec.safetensors"
+    assert notes == [] and panel.title == "Table II: recognizer rec"
     assert [(label, s, round(g, 6)) for label, s, g in panel.points] == [("cajnn_x4", 0.25, 6.5),
                                                                          ("bicubic_x4", 0.001, 0.4)]
     assert panel.paper[1] == pytest.approx(10.34 / 1095) and panel.paper[2] == pytest.approx(0.45)
@@ -105,12 +105,12 @@ def test_cost_points_are_gains_over_the_unrestored_row_per_image_seconds(tmp_pat
 
 def test_model_cards_name_bundled_weights_and_user_files(tmp_path):
     write_task(tmp_path / "ocr", "ocr", table2(), {
-        "recognizer": "rec.safetensors|" + USER_SHA,
+        "recognizers": {"rec": "rec.safetensors|" + USER_SHA},
         "restorers": {"raw": "identity", "cajnn_x4": CAJNN_KEY, "cajnn_x4_down": CAJNN_KEY + ">>down"}})
     cards = R.model_cards([R.load_task("ocr", tmp_path / "ocr")])
     cajnn, user = cards.split('<div class="card">')[1:]
     assert "cajnn_lite_cpu.safetensors (bundled)" in cajnn and CAJNN_LITE_CPU.sha256 in cajnn
-    assert "835,843" in cajnn and "T91" in cajnn and "<summary>7 commands</summary>" in cajnn and "Table II cajnn_x4, Table II cajnn_x4_down" in cajnn
+    assert "835,843" in cajnn and "T91" in cajnn and "<summary>8 commands</summary>" in cajnn and "Table II cajnn_x4, Table II cajnn_x4_down" in cajnn
     assert "rec.safetensors" in user and USER_SHA in user and "given by the user" in user
     assert "<code>identity</code>: Table II raw" in cards
 
