@@ -128,8 +128,9 @@ def formatted(task: str, table: pd.DataFrame) -> pd.DataFrame:
     """The table as the task's Markdown shows it: long key columns hidden, Table III's AP to 3 decimals and its
     seconds to 1."""
     shown = table.drop(columns=[c for c in HIDDEN.get(task, ()) if c in table.columns])
-    if "recognizer" in shown.columns and shown["recognizer"].nunique() == 1:  # one recognizer: its card names it
-        shown = shown.drop(columns=["recognizer"])
+    for column in ("recognizer", "detector_name"):  # one model in the table: its card names it
+        if column in shown.columns and shown[column].nunique() == 1:
+            shown = shown.drop(columns=[column])
     if task == "tinyface":
         for c in shown.columns:
             if c.startswith("ap_") or c.endswith("_s"):

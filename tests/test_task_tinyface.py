@@ -23,6 +23,7 @@ from PIL import Image
 
 from benchmark import restore
 from benchmark.cli import main
+from benchmark.errors import InputError
 from benchmark.datasets import synth_faces as S
 from benchmark.datasets import widerface as W
 from benchmark.degrade import degrade
@@ -31,8 +32,8 @@ from benchmark.metrics.widerface import evaluate, read_predictions
 from benchmark.tasks import tinyface
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = ["variant", "ap_easy", "ap_medium", "ap_hard", "n_images", "failed", "time_restore_s", "restore_compute_s",
-           "cache_hits", "time_detect_s", "time_total_s", "device"]
+COLUMNS = ["detector_name", "variant", "ap_easy", "ap_medium", "ap_hard", "n_images", "failed", "time_restore_s",
+           "restore_compute_s", "cache_hits", "time_detect_s", "time_total_s", "device"]
 SCORES = ["variant", "ap_easy", "ap_medium", "ap_hard", "n_images", "failed"]
 BUNDLED = "tiny_faces_r18_synth"  # the bundled detector's sub-folder of --out
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -458,3 +459,22 @@ def test_keep_going_scores_unusable_images_as_failed(tmp_path):
     assert "Failed images (2; no detections, their faces count as missed):" in md
     assert f"- {paths[3]}: cannot decode image (" in md and f"- {paths[4]}: 1x1 px is too small" in md
     assert len(json.loads((out / "run.json").read_text())["failed"]) == 2 and (out / "scene.png").is_file()
+
+
+def test_several_detectors_make_one_long_table(synth_root, tmp_path):
+    """detector=[a, b]: one row per detector and variant, each detector's files and Fig. 6 in its own folder."""
+    oracle = Oracle(synth_root)
+
+    def nothing(image):
+        return np.zeros((0, 5), np.float32)
+
+    out = tmp_path / "out"
+    table = tinyface.run(data_root=str(synth_root), variants=["hr"], out=out, device="cpu",
+                         detector=[oracle, nothing])
+    assert list(table["detector_name"]) == ["oracle", "nothing"]
+    assert table["ap_hard"].tolist() == pytest.approx([1.0, 0.0])
+    for name in ("oracle", "nothing"):
+        assert (out / name / "predictions" / "hr.json").is_file() and (out / name / "fig6_pr.png").is_file()
+    assert "detector_name" in (out / "table3.md").read_text()
+    with pytest.raises(InputError, match="name one detector twice"):
+        tinyface.run(data_root=str(synth_root), variants=["hr"], out=out, device="cpu", detector=[nothing, nothing])

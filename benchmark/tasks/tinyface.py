@@ -145,6 +145,23 @@ def named_detector(name: str, detector_weights: str | None, device: torch.device
     if detector_weights:
         raise InputError(f"--detector-weights: takes a Tiny Faces checkpoint, not used by --detector {name}")
     return DETECTORS[name](device=device)
+def resolve_detector(detector: Detector | str | None, detector_weights: str | None, templates: str,
+                     device: torch.device, amp: str | None, channels_last: bool,
+                     announce: bool) -> tuple[Detector, str | None, str]:
+    """(detector, its reuse key or None, its name) for a name of DETECTORS, "tinyfaces"/None (Tiny Faces from
+    ``detector_weights``) or a callable; a callable without ``cache_key`` is announced once as never reused."""
+    if isinstance(detector, str) and detector != "tinyfaces":
+        detector = named_detector(detector, detector_weights, device)
+    elif detector is None or detector == "tinyfaces":
+        built, key = build_detector(detector_weights, templates, device, amp, channels_last)
+        return built, key, detector_name(built)
+    key = getattr(detector, "cache_key", None)
+    if key is None and announce:
+        print(f"note: the detector {detector_name(detector)!r} has no cache_key, so its rows are recomputed, never "
+              "reused or resumed from earlier runs (give it a stable cache_key to allow that)", file=sys.stderr)
+    return detector, key, detector_name(detector)
+
+
 def detector_name(detector: Detector) -> str:
     """A detector's name: its `name` attribute, else a function's or class's name."""
     return str(getattr(detector, "name", None) or getattr(detector, "__name__", None) or type(detector).__name__)
@@ -339,15 +356,17 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         out: str | Path = "results/tinyface", device: str = "auto", seed: int = 0, limit: int | None = None,
         cache_dir: str | Path | None = None, keep_going: bool = False, amp: str | None = None,
         channels_last: bool = False, restorers: dict[str, restore.Restorer] | None = None,
-        detector: Detector | str | None = None) -> pd.DataFrame | None:
+        detector: Detector | str | Sequence[Detector | str] | None = None) -> pd.DataFrame | None:
     """Compute Table III into ``out``: ``<detector name>/predictions/<variant>/`` (official format) and
-    ``<variant>.json`` there, ``table3.csv``, ``table3.md``, ``fig6_pr.png``, ``scene.png``, ``run.json``; returns the
-    table (None on torchrun ranks > 0, which only detect their share).
+    ``<variant>.json`` there, ``<detector name>/fig6_pr.png``, and ``table3.csv`` (one row per detector and variant),
+    ``table3.md``, ``fig6_pr.png`` and ``scene.png`` (the first detector's), ``run.json``; returns the table (None on
+    torchrun ranks > 0, which only detect their share).
 
     ``cache_dir``: the restoration cache (None: none). ``keep_going``: score unusable images as failed instead of
-    refusing the dataset. ``restorers`` adds rows (name -> restorer applied to the LR image); ``detector`` replaces
-    Tiny Faces: a name of DETECTORS or a callable (its ``cache_key`` attribute, if any, lets a finished row be reused
-    and a killed one resumed)."""
+    refusing the dataset. ``restorers`` adds rows (name -> restorer applied to the LR image, or a checkpoint path that
+    spandrel loads); ``detector`` replaces Tiny Faces: a name of DETECTORS ("tinyfaces" for Tiny Faces) or a
+    callable (its ``cache_key`` attribute, if any, lets a finished row be reused and a killed one resumed), or a
+    list of those (one table, a ``detector_name`` column)."""
     torch.manual_seed(seed)
     check_degradation(None, lr_jpeg_quality)
     if synth_images < 1:
@@ -357,45 +376,44 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
     settings = {"device": str(torch_device), "amp": amp, "channels_last": channels_last}
     rows_wanted = [build_variant(v, cajnn_weights, settings) for v in variants]
     rows_wanted += [Variant(name, restore.named(name, r, **settings)) for name, r in (restorers or {}).items()]
-    if isinstance(detector, str):
-        detector = None if detector == "tinyfaces" else named_detector(detector, detector_weights, torch_device)
-    if detector is None:
-        detector, detector_key = build_detector(detector_weights, templates, torch_device, amp, channels_last)
-    else:
-        detector_key = getattr(detector, "cache_key", None)
-        if detector_key is None and ctx.is_main:
-            print(f"note: the detector {detector_name(detector)!r} has no cache_key, so its rows are recomputed, never "
-                  "reused or resumed from earlier runs (give it a stable cache_key to allow that)", file=sys.stderr)
+    detectors = [resolve_detector(d, detector_weights, templates, torch_device, amp, channels_last, ctx.is_main)
+                 for d in (detector if isinstance(detector, (list, tuple)) else [detector])]
+    if len({name for _, _, name in detectors}) < len(detectors):
+        raise InputError(f"--detector: {', '.join(name for _, _, name in detectors)} name one detector twice")
     out = Path(out)
     data = load_dataset(data_root, synth_images, seed, limit, out, keep_going, ctx)
     subset = len(data.gt) < data.n_gt_images
     semantics = "MATLAB eval_tools (int32)" if matlab else "official Python port (sorted per image)"
     device_text = device_description(torch_device) + (f", {ctx.world} torchrun ranks" if ctx.distributed else "")
-    keys = {v.name: {"variant": v.cache_key, "detector": detector_key, "data": data.digest, "boxes": BOX_FORMAT,
-                     "lr_jpeg_quality": None if v.restorer is None else lr_jpeg_quality} for v in rows_wanted}
-    pred_root = model_folder(out, detector_name(detector)) / "predictions"
-    stored = {v.name: finished(pred_root / f"{v.name}.json", keys[v.name]) if detector_key is not None
-              else None for v in rows_wanted}
-    distributed.barrier(ctx)  # every rank knows which rows are reused before rank 0 rewrites any
     cache = open_cache(cache_dir)
-
-    rows, preds, results = [], {}, {}
-    for variant in tqdm(rows_wanted, desc="Table III", dynamic_ncols=True, disable=not ctx.is_main):
-        pred_dir, meta_path = pred_root / variant.name, pred_root / f"{variant.name}.json"
-        meta = stored[variant.name]
-        if meta is None:
-            log = ProgressLog(pred_root / f"{variant.name}.parts", keys[variant.name], ctx.rank)
-            records = compute_row(variant, detector, data, lr_jpeg_quality, cache, log, detector_key is not None, ctx)
-            if ctx.is_main:
-                meta = write_row(pred_dir, meta_path, keys[variant.name], records, data, device_text)
-                log.clear()  # after the json: a kill before it resumes from the parts instead of losing them
-        if not ctx.is_main:
-            continue
-        preds[variant.name] = read_predictions(pred_dir, data.gt.image_ids)
-        results[variant.name] = evaluate(preds[variant.name], data.gt, matlab=matlab)
-        rows.append({"variant": variant.name, **{f"ap_{s}": results[variant.name][s].ap for s in SETTINGS},
-                     "n_images": len(data.gt), "failed": len(data.failed), **{k: meta["stats"][k] for k in STATS},
-                     "restorer": variant.cache_key, "detector": detector_key or detector_name(detector)})
+    rows, per_detector = [], {}
+    for det, detector_key, name in detectors:
+        keys = {v.name: {"variant": v.cache_key, "detector": detector_key, "data": data.digest, "boxes": BOX_FORMAT,
+                         "lr_jpeg_quality": None if v.restorer is None else lr_jpeg_quality} for v in rows_wanted}
+        pred_root = model_folder(out, name) / "predictions"
+        stored = {v.name: finished(pred_root / f"{v.name}.json", keys[v.name]) if detector_key is not None
+                  else None for v in rows_wanted}
+        distributed.barrier(ctx)  # every rank knows which rows are reused before rank 0 rewrites any
+        preds, results = {}, {}
+        for variant in tqdm(rows_wanted, desc=f"Table III {name}", dynamic_ncols=True, disable=not ctx.is_main):
+            pred_dir, meta_path = pred_root / variant.name, pred_root / f"{variant.name}.json"
+            meta = stored[variant.name]
+            if meta is None:
+                log = ProgressLog(pred_root / f"{variant.name}.parts", keys[variant.name], ctx.rank)
+                records = compute_row(variant, det, data, lr_jpeg_quality, cache, log, detector_key is not None, ctx)
+                if ctx.is_main:
+                    meta = write_row(pred_dir, meta_path, keys[variant.name], records, data, device_text)
+                    log.clear()  # after the json: a kill before it resumes from the parts instead of losing them
+            if not ctx.is_main:
+                continue
+            preds[variant.name] = read_predictions(pred_dir, data.gt.image_ids)
+            results[variant.name] = evaluate(preds[variant.name], data.gt, matlab=matlab)
+            rows.append({"detector_name": name, "variant": variant.name,
+                         **{f"ap_{s}": results[variant.name][s].ap for s in SETTINGS},
+                         "n_images": len(data.gt), "failed": len(data.failed),
+                         **{k: meta["stats"][k] for k in STATS},
+                         "restorer": variant.cache_key, "detector": detector_key or name})
+        per_detector[name] = (preds, results)
     if cache is not None:
         cache.close()
     distributed.close(ctx)
@@ -413,10 +431,12 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         shown[c] = shown[c].map(lambda v: f"{v:.3f}")
     for c in [c for c in shown.columns if c.endswith("_s")]:
         shown[c] = shown[c].map(lambda v: f"{v:.1f}")
-    shown = shown.drop(columns=["restorer", "detector"])
-    faces = ", ".join(f"{s} {results[rows[0]['variant']][s].num_faces}" for s in SETTINGS) if rows else ""
-    notes = (f"\nFaces counted: {faces}. Detector: {detector_key or detector_name(detector)}. Seconds are summed over "
-             "the images "
+    shown = shown.drop(columns=["restorer", "detector"] + (["detector_name"] if len(detectors) == 1 else []))
+    first_preds, first_results = next(iter(per_detector.values()))
+    faces = ", ".join(f"{s} {first_results[rows[0]['variant']][s].num_faces}" for s in SETTINGS) if rows else ""
+    described = "; ".join(f"{name}: {key or name}" for _, key, name in detectors)
+    notes = (f"\nFaces counted: {faces}. Detector{'s' if len(detectors) > 1 else ''}: {described}. Seconds are "
+             "summed over the images "
              "(over every torchrun rank, and over the runs a resumed row took): time_restore_s is the restoration "
              "wall time as run (cache reads included), restore_compute_s what computing the restorations cost.\n")
     if data.malformed:
@@ -428,14 +448,17 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
     write_atomic(out / "table3.md", title + "\n\n" + markdown_table(shown) + notes)
     usable = [k for k, i in enumerate(data.gt.image_ids) if i not in data.failed]
     if rows:
-        pr_figure(out / "fig6_pr.png", results, title)
+        for name, (_, results) in per_detector.items():
+            pr_figure(model_folder(out, name) / "fig6_pr.png", results, f"{title}; detector {name}")
+        pr_figure(out / "fig6_pr.png", first_results, f"{title}; detector {detectors[0][2]}")
     if rows and usable:
-        scene_figure(out / "scene.png", data, preds, usable[0])
+        scene_figure(out / "scene.png", data, first_preds, usable[0])
     write_json(out / "run.json", run_metadata(torch_device, task="tinyface", data_root=data_root,
                                               description=data.description, n_images=len(data.gt), subset=subset,
                                               failed=list(data.failed.values()), skipped_gt=data.malformed,
                                               evaluation=semantics,
-                                              lr_jpeg_quality=lr_jpeg_quality, detector=detector_key,
+                                              lr_jpeg_quality=lr_jpeg_quality,
+                                              detectors={name: key or name for _, key, name in detectors},
                                               ranks=ctx.world, cache_dir=cache_dir, amp=amp,
                                               channels_last=channels_last, rows={r.name: r.cache_key for r in rows_wanted}))
     print(title + "\n\n" + markdown_table(shown) + notes)
@@ -445,9 +468,10 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("tinyface task (Table III)")
-    g.add_argument("--detector", choices=["tinyfaces", *DETECTORS], default="tinyfaces",
-                   help="tinyfaces (default: Tiny Faces, see --detector-weights) or mtcnn (MTCNN with the weights "
-                   "of the facenet-pytorch package: pip install --no-deps facenet-pytorch)")
+    g.add_argument("--detectors", "--detector", nargs="+", choices=["tinyfaces", *DETECTORS], default=["tinyfaces"],
+                   help="one table row per detector and variant: tinyfaces (default: Tiny Faces, see "
+                   "--detector-weights) and/or mtcnn (MTCNN with the weights of the facenet-pytorch package: pip "
+                   "install --no-deps facenet-pytorch)")
     g.add_argument("--detector-weights", help="Tiny Faces checkpoint: tiny-faces-pytorch's released file, a bare "
                    "state_dict or our float16 safetensors (default: the bundled ResNet-18 variant trained on "
                    "synthetic scenes)")
@@ -468,5 +492,5 @@ def run_from_args(args: argparse.Namespace) -> pd.DataFrame | None:
                lr_jpeg_quality=args.lr_jpeg_quality, synth_images=args.synth_images,
                out=args.out or "results/tinyface", device=args.device, seed=args.seed, limit=args.limit,
                cache_dir=args.cache_dir, keep_going=args.keep_going, amp=args.amp,
-               channels_last=args.channels_last, detector=args.detector,
+               channels_last=args.channels_last, detector=list(dict.fromkeys(args.detectors)),
                restorers=restore.parse_restorer_flags(args.restorer))
