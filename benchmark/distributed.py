@@ -74,6 +74,19 @@ def barrier(ctx: Context) -> None:
         dist.barrier()
 
 
+def single_threaded_worker(_: int = 0) -> None:
+    """A data worker's set-up: one torch and one OpenCV thread (the workers are the parallelism)."""
+    import cv2
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+# Data workers are started with spawn, not fork: a fork while one of the trainer's threads (OpenMP, OpenCV, tqdm)
+# holds a lock can leave a worker waiting on it forever (seen once in CI: two workers asleep on a futex).
+WORKER_CONTEXT = "spawn"
+
+
 def init_training(device: str, threads: int, batch: int) -> Context:
     """``init`` for a trainer: set the CPU threads (0 keeps torch's default) and check that the global
     ``batch`` splits evenly over the ranks."""

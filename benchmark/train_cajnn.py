@@ -97,12 +97,9 @@ def batches(stream: BatchStream, start: int, workers: int):
         return (stream[it] for it in range(start, len(stream)))
     loader = torch.utils.data.DataLoader(stream, batch_size=None, sampler=range(start, len(stream)),
                                          num_workers=workers, prefetch_factor=4, persistent_workers=False,
-                                         worker_init_fn=_single_threaded_worker)
+                                         worker_init_fn=distributed.single_threaded_worker,
+                                         multiprocessing_context=distributed.WORKER_CONTEXT)
     return iter(loader)
-
-
-def _single_threaded_worker(_: int) -> None:
-    torch.set_num_threads(1)
 
 
 def initial_weights(model: CAJNN, args: argparse.Namespace) -> None:

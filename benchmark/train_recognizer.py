@@ -32,7 +32,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -128,11 +127,6 @@ class Batches(torch.utils.data.Dataset):
     def __getitem__(self, iteration: int) -> tuple[torch.Tensor, list[str]]:
         samples = batch_samples(self.seed, self.rank, self.world, iteration, self.size, self.data)
         return torch.stack([self.transform(img) for _, img in samples]), [normalize_label(lb) for lb, _ in samples]
-
-
-def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
 
 
 def loss_on(model: nn.Module, converter, config: RecognizerConfig, images: torch.Tensor,
@@ -242,8 +236,10 @@ def train(args: argparse.Namespace) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = True
     batches = torch.utils.data.DataLoader(
         Batches(args.seed, rank, world, args.batch // world, data, config), batch_size=None,
-        sampler=range(start, args.iters), num_workers=args.workers, worker_init_fn=_worker_init,
-        prefetch_factor=4 if args.workers else None, pin_memory=device.type == "cuda")
+        sampler=range(start, args.iters), num_workers=args.workers, worker_init_fn=distributed.single_threaded_worker,
+        prefetch_factor=4 if args.workers else None, pin_memory=device.type == "cuda",
+        # LMDB items hold an open environment, which cannot be sent to a spawned worker: those fork
+        multiprocessing_context=(distributed.WORKER_CONTEXT if args.workers and data.items is None else None))
 
     bar = tqdm(range(start, args.iters), initial=start, total=args.iters, disable=rank != 0, dynamic_ncols=True,
                desc=f"{config.name} {config.output_channel}/{config.hidden_size}")

@@ -4,6 +4,7 @@ checkpoint loading and a batched `TextRecognizer` (list of images -> list of (te
 Stage and parameter names match the released checkpoints, so `load_recognizer` reads clovaai's
 TPS-ResNet-BiLSTM-Attn files and EasyOCR's `english_g2.pth` (None-VGG-BiLSTM-CTC, 256 channels) strictly.
 """
+import functools
 import importlib.util
 import math
 import string
@@ -192,9 +193,9 @@ def easyocr_transform(image: np.ndarray, height: int = 64, adjust_contrast: floa
 
 def transform_for(config: RecognizerConfig) -> Callable[[np.ndarray], torch.Tensor]:
     """The input transform a recognizer was trained with: uint8 image -> C x H x W tensor."""
-    if config.preprocess == "easyocr":
-        return lambda image: easyocr_transform(image, config.input_size[0])
-    return lambda image: clovaai_transform(image, config.input_size, config.input_channel)
+    if config.preprocess == "easyocr":  # partials, not lambdas: spawned data workers receive them pickled
+        return functools.partial(easyocr_transform, height=config.input_size[0])
+    return functools.partial(clovaai_transform, input_size=config.input_size, input_channel=config.input_channel)
 
 
 def converter_for(config: RecognizerConfig, charset: str) -> CTCLabelConverter | AttnLabelConverter:
