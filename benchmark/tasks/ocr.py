@@ -80,8 +80,10 @@ def build_variant(name: str, cajnn_weights: str | None, settings: dict) -> resto
         return restore.Identity()
     if name == "bicubic_x4":
         return restore.Bicubic(4)
-    network = (restore.realesrgan_x4plus if name.startswith("realesrgan") else
-               lambda **s: restore.cajnn(cajnn_weights, **s))(**settings)
+    if name.startswith("realesrgan"):
+        network = restore.realesrgan_x4plus(**settings)
+    else:
+        network = restore.cajnn(cajnn_weights, **settings)
     return restore.ThenDownsample(network) if name.endswith("_down") else network
 
 
