@@ -213,7 +213,9 @@ def crops(image: torch.Tensor, boxes: torch.Tensor, size: int) -> tuple[torch.Te
 
 
 def batched(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """`net` over `x` in chunks of BATCH (facenet-pytorch ``fixed_batch_process``, to bound GPU memory)."""
+    """`net` over `x` in chunks of BATCH (facenet-pytorch ``fixed_batch_process``, to bound GPU memory), channels
+    last (max pooling on CPU is about 6x faster in that layout; the values are the same)."""
+    x = x.contiguous(memory_format=torch.channels_last)
     outs = [net(x[i:i + BATCH]) for i in range(0, len(x), BATCH)]
     return tuple(torch.cat(parts) for parts in zip(*outs))
 
@@ -254,7 +256,8 @@ def detect(nets: Cascade, image: np.ndarray, min_face_size: float = MIN_FACE_SIZ
 
     found = []
     for scale in pyramid(h, w, min_face_size, factor):
-        reg, probs = nets.pnet(normalise(area_resize(img, (int(h * scale + 1), int(w * scale + 1)))))
+        level = normalise(area_resize(img, (int(h * scale + 1), int(w * scale + 1))))
+        reg, probs = nets.pnet(level.contiguous(memory_format=torch.channels_last))
         boxes = proposals(reg[0], probs[0, 1], scale, thresholds[0])
         found.append(boxes[nms(boxes[:, :4], boxes[:, 4], NMS_PER_SCALE)])
     boxes = torch.cat(found) if found else img.new_zeros((0, 9))
