@@ -69,16 +69,23 @@ def main(argv: list[str] | None = None) -> int:
     return run_reporting_input_errors(TASKS[args.task].run_from_args, args)
 
 
+def split_variants(variants: list[str] | None) -> dict[str, list[str]]:
+    """``--task all --variants ...`` split into each task's rows (its default and extra ones); a name that is a row
+    of no task is a one-line error."""
+    rows = {name: (*getattr(task, "VARIANTS", ()), *getattr(task, "EXTRA_VARIANTS", ())) for name, task in TASKS.items()}
+    named = {name: [v for v in variants or [] if v in rows[name]] for name in TASKS}
+    unknown = [v for v in variants or [] if not any(v in chosen for chosen in named.values())]
+    if unknown:
+        raise InputError(f"--variants: {', '.join(unknown)} is a row of no task (ocr: {' '.join(rows['ocr'])}; "
+                         f"tinyface: {' '.join(rows['tinyface'])})")
+    return named
+
+
 def run_all_tasks(args: argparse.Namespace) -> Path | None:
     """Tables I, II and III with the same flags, each into OUT/<task>/, then OUT/index.html (rank 0 only under
     torchrun); returns the index's path."""
     root = Path(args.out or "results")
-    named = {name: [v for v in args.variants or [] if v in getattr(task, "VARIANTS", ())]
-             for name, task in TASKS.items()}
-    unknown = [v for v in args.variants or [] if not any(v in chosen for chosen in named.values())]
-    if unknown:
-        raise InputError(f"--variants: {', '.join(unknown)} is a row of no task (ocr: {' '.join(ocr.VARIANTS)}; "
-                         f"tinyface: {' '.join(tinyface.VARIANTS)})")
+    named = split_variants(args.variants)
     for name, task in TASKS.items():
         task_args = copy.copy(args)
         task_args.out, task_args.variants = str(root / name), named[name] or None

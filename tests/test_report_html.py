@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from benchmark import report_html as R
-from benchmark.cli import main
+from benchmark.cli import main, split_variants
 from models.weights import CAJNN_LITE_CPU, TINY_FACES_R18_SYNTH
 
 CAJNN_KEY = f"cajnn|{CAJNN_LITE_CPU.sha256}|amp=None|tile=256|overlap=24"
@@ -148,6 +148,11 @@ def test_task_all_writes_each_task_and_an_index(all_run):
     assert all(f'id="{task}"' in index for task in R.TASKS)
     meta = json.loads((all_run / "ocr/run.json").read_text())
     assert meta["command"] == "python " + shlex.join(sys.argv) and meta["seed"] == 0  # this process's command
+
+
+def test_task_all_gives_each_task_its_rows_extra_ones_too():
+    assert split_variants(["raw", "realesrgan_x4", "lr", "lr_realesrgan"]) == {
+        "sr": [], "ocr": ["raw", "realesrgan_x4"], "tinyface": ["lr", "lr_realesrgan"]}
 
 
 def test_task_all_refuses_a_variant_of_no_task(tmp_path, capsys):
