@@ -1,7 +1,9 @@
-"""Train Tiny Faces on synthetic crowd scenes with the original recipe; runs alone or under ``torchrun`` (DDP).
+"""Train Tiny Faces on real WIDER FACE train images and synthetic crowd scenes with the original recipe; runs alone
+or under ``torchrun`` (DDP).
 
     python -m benchmark.train_tinyfaces --out runs/tinyfaces [--arch resnet18] [--iters N] [--batch 8] \
-        [--crop 256] [--export FILE.safetensors]
+        [--crop 256] [--wider-train DIR --real-fraction 0.75 --val-every 500] [--init-weights FILE.safetensors] \
+        [--max-minutes M] [--export FILE.safetensors]
 
 Recipe (Hu & Ramanan; tiny-faces-pytorch `datasets/processor.py`, `models/loss.py`): a scene is rescaled by 0.5,
 1 or 2 (equally likely), a ``crop`` x ``crop`` window is cut and pasted at a random place on a mean-colour canvas,
@@ -11,17 +13,23 @@ template (if above 0.3), negative below 0.3, ignored between and wherever a non-
 the pasted image. Regression targets (tx, ty, tw, th) come from the best face. Loss: online hard-negative
 mining (labels whose soft-margin loss is < 0.03 are dropped), then balanced sampling of at most 128 positives and
 128 negatives per image, soft-margin loss + 2 x smooth-L1 on positives, summed per image, averaged over images.
-The trunk starts from random weights (nothing is downloaded), so Adam with warm-up and cosine decay replaces the
-original's SGD fine-tuning. Scenes come from `benchmark.datasets.synth_faces` (training split: LFW identities
-disjoint from the test split) and every batch is a pure function of (seed, rank, iteration), so resuming from
-``OUT/last.pt`` (automatic) continues exactly.
+The trunk starts from random weights (nothing is downloaded) or from ``--init-weights`` (an exported file), so Adam
+with warm-up and cosine decay replaces the original's SGD fine-tuning. Scenes come from `--wider-train` (the
+official train layout: images and a ``wider_face_train_bbx_gt*.txt``; every 10th image is held out for validation
+and never trained on) with probability ``--real-fraction``, and otherwise from `benchmark.datasets.synth_faces`
+(training split: LFW identities disjoint from the test split). Every batch is a pure function of (seed, rank,
+iteration), so resuming from ``OUT/last.pt`` (automatic) continues exactly. Validation (``--val-every``) is AP
+on the held-out train images, settings by face size, occlusion and blur as the synthetic set defines them (the
+val split is a test set: it never chooses a checkpoint).
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +39,13 @@ from torch import nn
 from tqdm import tqdm
 
 from benchmark import distributed
-from benchmark.datasets.synth_faces import make_scene
+from benchmark.datasets.synth_faces import make_scene, setting_indices
+from benchmark.datasets.widerface import WiderFaceGT, image_path, images_on_disk, read_bbx_gt
 from benchmark.errors import InputError, run_reporting_input_errors
+from benchmark.images import read_image
+from benchmark.metrics.widerface import evaluate, xyxy_to_xywh
 from benchmark.report import open_training_log, save_torch_atomic
-from models.tiny_faces import ARCHS, MEAN, OFFSET, STD, STRIDE, TEMPLATES
+from models.tiny_faces import ARCHS, MEAN, OFFSET, STD, STRIDE, TEMPLATES, TinyFacesDetector, load_tiny_faces
 from models.weights import save_safetensors_fp16
 
 POS_IOU, NEG_IOU = 0.7, 0.3
@@ -42,6 +53,8 @@ SAMPLES_PER_IMAGE, POS_FRACTION = 256, 0.5
 OHEM_LOSS = 0.03
 REG_WEIGHT = 2.0
 TRAIN_SCALES = (0.5, 1.0, 2.0)
+HOLDOUT_EVERY = 10  # every 10th image of --wider-train (in ground-truth order) is validation, never trained on
+INVALID = 3  # column of the WIDER attribute 'invalid' (blur, expression, illumination, invalid, occlusion, pose)
 
 
 def dense_iou(boxes: np.ndarray, heat: tuple[int, int], templates: np.ndarray = TEMPLATES) -> np.ndarray:
@@ -100,17 +113,79 @@ def _area(boxes: np.ndarray) -> np.ndarray:
     return np.clip(boxes[:, 2] - boxes[:, 0] + 1, 0, None) * np.clip(boxes[:, 3] - boxes[:, 1] + 1, 0, None)
 
 
-def sample_crop(rng: np.random.Generator, crop: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
-    """A training input: a fresh training-split scene, rescaled by one of TRAIN_SCALES, a random crop x crop window
-    pasted at a random place on a mean-colour canvas, flipped half the time. Returns the canvas (uint8), the faces
-    (inclusive x1, y1, x2, y2; those less than 30 % visible dropped) and the pasted region (x2, y2 exclusive)."""
-    scene = make_scene(rng, int(rng.integers(1 << 30)), "train")
+@dataclass(frozen=True)
+class RealScene:
+    """A real training image and its faces, [G, 4] inclusive x1, y1, x2, y2 (zero-size boxes dropped)."""
+
+    path: Path
+    boxes: np.ndarray
+
+
+@dataclass(frozen=True)
+class WiderTrain:
+    """A WIDER FACE train folder split into training scenes and the held-out validation images (with their
+    ground truth; settings from `heldout_settings`)."""
+
+    train: list[RealScene]
+    val: WiderFaceGT
+    images_dir: Path
+
+
+def read_wider_train(root: str | Path) -> WiderTrain:
+    """The images present under ``root/images`` (or ``root/WIDER_train/images``) with the faces of the
+    ``wider_face_train_bbx_gt*.txt`` beside them (or in ``root/wider_face_split``); every HOLDOUT_EVERY-th image
+    present is held out for validation."""
+    root = Path(root)
+    images_dir = next((d for d in (root / "images", root / "WIDER_train" / "images") if d.is_dir()), None)
+    gt_files = sorted([*root.glob("wider_face_train_bbx_gt*.txt"),
+                       *(root / "wider_face_split").glob("wider_face_train_bbx_gt*.txt")])
+    if images_dir is None or not gt_files:
+        raise InputError(f"--wider-train {root}: expected images/ (or WIDER_train/images/) and a "
+                         "wider_face_train_bbx_gt*.txt (or wider_face_split/wider_face_train_bbx_gt.txt)")
+    gt = read_bbx_gt(gt_files[0])
+    present = images_on_disk(images_dir, gt.image_ids)
+    if not present:
+        raise InputError(f"--wider-train {root}: none of the {len(gt)} images of {gt_files[0].name} is in {images_dir}")
+    gt = gt.subset(present)
+    held = set(gt.image_ids[HOLDOUT_EVERY - 1::HOLDOUT_EVERY])
+    train = []
+    for image_id, xywh in zip(gt.image_ids, gt.boxes):
+        if image_id not in held:
+            xywh = xywh[(xywh[:, 2] > 0) & (xywh[:, 3] > 0)].astype(np.float64)
+            xyxy = np.hstack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:] - 1])
+            train.append(RealScene(image_path(images_dir, image_id), xyxy))
+    return WiderTrain(train, heldout_settings(gt.subset(held)), images_dir)
+
+
+def heldout_settings(gt: WiderFaceGT) -> WiderFaceGT:
+    """`gt` with easy/medium/hard face lists by size, occlusion and blur (`synth_faces.setting_indices`), invalid
+    faces in none: the train split has no official settings."""
+    keep = {s: [] for s in ("easy", "medium", "hard")}
+    for boxes, attributes in zip(gt.boxes, gt.attributes):
+        valid = attributes[:, INVALID] == 0
+        for setting, indices in setting_indices(boxes, attributes).items():
+            keep[setting].append(indices[valid[indices]])
+    return WiderFaceGT(gt.image_ids, gt.boxes, gt.attributes, keep)
+
+
+def sample_crop(rng: np.random.Generator, crop: int, real: list[RealScene] | None = None,
+                real_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """A training input: a real scene (probability `real_fraction`) or a fresh synthetic training-split scene,
+    rescaled by one of TRAIN_SCALES, a random crop x crop window pasted at a random place on a mean-colour canvas,
+    flipped half the time. Returns the canvas (uint8), the faces (inclusive x1, y1, x2, y2; those less than 30 %
+    visible dropped) and the pasted region (x2, y2 exclusive)."""
+    if real and rng.random() < real_fraction:
+        scene = real[int(rng.integers(len(real)))]
+        img, boxes = read_image(scene.path), scene.boxes
+    else:
+        scene = make_scene(rng, int(rng.integers(1 << 30)), "train")
+        img = scene.image
+        boxes = np.hstack([scene.boxes[:, :2], scene.boxes[:, :2] + scene.boxes[:, 2:] - 1]).astype(np.float64)
     scale = TRAIN_SCALES[int(rng.integers(len(TRAIN_SCALES)))]
-    img = scene.image
     if scale != 1:
         img = np.asarray(Image.fromarray(img).resize((int(img.shape[1] * scale), int(img.shape[0] * scale)),
                                                      Image.BILINEAR))
-    boxes = np.hstack([scene.boxes[:, :2], scene.boxes[:, :2] + scene.boxes[:, 2:] - 1]).astype(np.float64) * scale
+    boxes = boxes * scale
     h, w = img.shape[:2]
     x0, y0 = int(rng.integers(max(1, w - crop + 1))), int(rng.integers(max(1, h - crop + 1)))
     cw, ch = min(w, x0 + crop) - x0, min(h, y0 + crop) - y0
@@ -129,12 +204,13 @@ def sample_crop(rng: np.random.Generator, crop: int) -> tuple[np.ndarray, np.nda
     return canvas, boxes.reshape(-1, 4), paste
 
 
-def sample_batch(rng: np.random.Generator, batch: int, crop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def sample_batch(rng: np.random.Generator, batch: int, crop: int, real: list[RealScene] | None = None,
+                 real_fraction: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Normalised images [B, 3, crop, crop], labels [B, 25, crop/8, crop/8] and regression targets [B, 100, ...]."""
     heat = (crop // STRIDE, crop // STRIDE)
     images, labels, regs = [], [], []
     for _ in range(batch):
-        img, boxes, paste = sample_crop(rng, crop)
+        img, boxes, paste = sample_crop(rng, crop, real, real_fraction)
         lab, reg = targets(boxes, paste, heat, rng)
         x = torch.from_numpy(img).permute(2, 0, 1).float().div_(255)
         images.append((x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None])
@@ -172,6 +248,15 @@ def detection_loss(output: torch.Tensor, labels: torch.Tensor, reg_targets: torc
     return (cls.sum() + REG_WEIGHT * reg.sum()) / output.shape[0]
 
 
+def validate(model: nn.Module, val: WiderFaceGT, images_dir: Path, limit: int) -> dict[str, float]:
+    """AP easy / medium / hard of a copy of `model` (bf16 autocast, channels last: the test settings of the
+    tables) on the first `limit` held-out images."""
+    detector = TinyFacesDetector(copy.deepcopy(model), amp="bf16", channels_last=True)
+    val = val.subset(val.image_ids[:limit])
+    preds = {i: xyxy_to_xywh(detector(read_image(image_path(images_dir, i))), inclusive=True) for i in val.image_ids}
+    return {setting: result.ap for setting, result in evaluate(preds, val).items()}
+
+
 def learning_rate(iteration: int, base_lr: float, cosine_iters: int, warmup: int) -> float:
     """Linear warm-up over `warmup` iterations, then cosine decay to 1 % of `base_lr` at `cosine_iters`, then flat."""
     if iteration < warmup:
@@ -200,6 +285,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--amp", choices=["bf16"], help="bf16 autocast for the forward pass (about 2x faster on CPUs "
                    "with AVX512-BF16); the loss and the weights stay fp32")
+    p.add_argument("--wider-train", help="WIDER FACE train folder (images/ + wider_face_train_bbx_gt*.txt); every "
+                   f"{HOLDOUT_EVERY}th image is held out for --val-every")
+    p.add_argument("--real-fraction", type=float, default=0.75, help="with --wider-train: share of crops cut from "
+                   "its images, the rest synthetic (default 0.75)")
+    p.add_argument("--val-every", type=int, default=0, help="with --wider-train: AP on the held-out images every N "
+                   "iterations and at the end (default 0: never)")
+    p.add_argument("--val-images", type=int, default=30, help="held-out images validated on (default 30)")
+    p.add_argument("--init-weights", help="start a new run from these weights (an exported .safetensors or any "
+                   "Tiny Faces checkpoint of the same --arch)")
+    p.add_argument("--max-minutes", type=float, help="wall-time budget over resumes: the run then saves, validates "
+                   "and exports")
     p.add_argument("--export", help="at the end, write the weights as float16 safetensors with metadata here")
     return p
 
@@ -208,6 +304,9 @@ def train(args: argparse.Namespace) -> float:
     """Train to `args.iters`; returns the last loss."""
     if args.crop % STRIDE:
         raise InputError(f"--crop {args.crop} is not a multiple of the stride {STRIDE}")
+    if not 0 <= args.real_fraction <= 1:
+        raise InputError(f"--real-fraction {args.real_fraction} is not in [0, 1]")
+    wider = read_wider_train(args.wider_train) if args.wider_train else None
     ctx = distributed.init_training(args.device, args.threads, args.batch)
     rank, world, device = ctx.rank, ctx.world, ctx.device
 
@@ -215,9 +314,14 @@ def train(args: argparse.Namespace) -> float:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
     model = ARCHS[args.arch]().to(device)
+    if args.init_weights:
+        initial = load_tiny_faces(args.init_weights)
+        if type(initial.model) is not type(model.model) or initial.state_dict().keys() != model.state_dict().keys():
+            raise InputError(f"--init-weights {args.init_weights}: not a Tiny Faces {args.arch} checkpoint")
+        model.load_state_dict(initial.state_dict())
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
                                   weight_decay=args.weight_decay)
-    start = 0
+    start, elapsed_s = 0, 0.0
     ckpt_path = out / "last.pt"
     if ckpt_path.exists():
         try:
@@ -227,21 +331,24 @@ def train(args: argparse.Namespace) -> float:
         except Exception as exc:  # corrupt file, other architecture: say which and stop
             raise InputError(f"{ckpt_path}: cannot resume from it ({str(exc).splitlines()[0]}); "
                              "move it away to start afresh") from None
-        start = ckpt["iteration"]
+        start, elapsed_s = ckpt["iteration"], ckpt.get("elapsed_s", 0.0)
     ddp_model = nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
     model.train()
 
     bar = tqdm(range(start, args.iters), initial=start, total=args.iters, disable=rank != 0, dynamic_ncols=True,
                desc=f"tiny_faces_{args.arch}")
     log = open_training_log(out / "log.tsv", start) if rank == 0 else None
-    loss_value = float("nan")
-    t0 = time.time()
+    loss_value, val_ap = float("nan"), {}
+    real = wider.train if wider else None
+    budget_s = args.max_minutes * 60 if args.max_minutes is not None else math.inf
+    t0 = time.time() - elapsed_s
+    done = start
     for it in bar:
         lr = learning_rate(it, args.lr, args.cosine_iters, args.warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr
         rng = np.random.default_rng([args.seed, rank, it])
-        images, labels, regs = sample_batch(rng, args.batch // world, args.crop)
+        images, labels, regs = sample_batch(rng, args.batch // world, args.crop, real, args.real_fraction)
         with torch.autocast(device.type, torch.bfloat16, enabled=args.amp == "bf16"):
             output = ddp_model(images.to(device))
         loss = detection_loss(output, labels.to(device), regs.to(device), rng)
@@ -249,17 +356,26 @@ def train(args: argparse.Namespace) -> float:
         loss.backward()
         optimizer.step()
         done, loss_value = it + 1, loss.item()
+        out_of_time = budget_s < math.inf and distributed.agree_any(ctx, time.time() - t0 >= budget_s)
+        last = done == args.iters or out_of_time
         if rank == 0:
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
             log.write(f"{done}\t{loss_value:.6f}\t{lr:.3e}\t{time.time() - t0:.1f}\n")
-            if done % args.save_every == 0 or done == args.iters:
+            if wider and args.val_every and (done % args.val_every == 0 or last):
+                val_ap = validate(model, wider.val, wider.images_dir, args.val_images)
+                log.write(f"# val {done} " + " ".join(f"ap_{s}={v:.4f}" for s, v in val_ap.items()) + "\n")
+            if done % args.save_every == 0 or last:
                 save_torch_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": done,
-                                   "arch": args.arch}, ckpt_path)
+                                   "arch": args.arch, "elapsed_s": time.time() - t0}, ckpt_path)
             log.flush()
+        if out_of_time:
+            break
     if rank == 0 and args.export:
+        data = (f"{args.wider_train} (held out every {HOLDOUT_EVERY}th image) at {args.real_fraction}, synthetic "
+                f"scenes otherwise" if wider else "synthetic scenes")
         sha = save_safetensors_fp16(model.state_dict(), args.export,
                                     {"config": {"arch": args.arch, "templates": len(TEMPLATES)},
-                                     "iterations": args.iters,
+                                     "iterations": done, "data": data, "val_ap_heldout_train": val_ap,
                                      "command": "python -m benchmark.train_tinyfaces " + " ".join(sys.argv[1:])})
         print(f"wrote {args.export} sha256 {sha}")
     distributed.close(ctx)

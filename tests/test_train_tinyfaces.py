@@ -1,9 +1,11 @@
-"""benchmark/train_tinyfaces.py: template-wise targets by hand, balanced sampling, the loss goes down, exact resume,
+"""benchmark/train_tinyfaces.py: template-wise targets by hand, balanced sampling, the loss goes down, exact resume, real
+WIDER train data with a held-out split, validation, time budget and weights-only continuation,
 DDP, export that the task's loader reads."""
 import subprocess
 import sys
 
 import numpy as np
+from PIL import Image
 import pytest
 import torch
 
@@ -149,3 +151,48 @@ def test_targets_decode_back_to_the_faces():
     edges = np.hstack([boxes[:, :2] - 0.5, boxes[:, 2:] + 0.5])
     err = np.abs(decoded[:, None, :] - edges[None]).max(axis=2).min(axis=1)
     assert err.max() < 1e-3
+
+
+def wider_train_folder(root, n=12):
+    """A WIDER-train-layout folder of `n` noise images, image k with one k+20 px face at (5, 6)."""
+    lines = []
+    rng = np.random.default_rng(0)
+    for k in range(n):
+        (root / "images" / "0--Event").mkdir(parents=True, exist_ok=True)
+        Image.fromarray((rng.random((80, 90, 3)) * 255).astype(np.uint8)).save(root / f"images/0--Event/im_{k}.jpg")
+        lines += [f"0--Event/im_{k}.jpg", "1", f"5 6 {k + 20} {k + 20} 0 0 0 0 0 0 "]
+    (root / "wider_face_train_bbx_gt.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_wider_train_holds_every_tenth_image_out_and_converts_boxes(tmp_path):
+    wider = T.read_wider_train(wider_train_folder(tmp_path))
+    assert [s.path.name for s in wider.train] == [f"im_{k}.jpg" for k in range(12) if k != 9]
+    assert wider.val.image_ids == ["0--Event/im_9"] and wider.val.keep["hard"][0].tolist() == [0]
+    assert wider.train[0].boxes.tolist() == [[5, 6, 24, 25]]  # x, y, w, h = 5, 6, 20, 20 -> inclusive corners
+    a = T.sample_crop(np.random.default_rng([1, 0, 3]), 64, wider.train, 1.0)
+    b = T.sample_crop(np.random.default_rng([1, 0, 3]), 64, wider.train, 1.0)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    crops = [T.sample_crop(np.random.default_rng([1, 0, i]), 64, wider.train, 1.0)[1] for i in range(20)]
+    assert sum(map(len, crops)) >= 5 and all(np.all((c >= 0) & (c <= 63)) for c in crops)
+    with pytest.raises(InputError, match="expected images/"):
+        T.read_wider_train(tmp_path / "images")
+
+
+def test_real_wider_train_split_is_disjoint(shared_data):
+    wider = T.read_wider_train(shared_data / "widerface_train")
+    train_ids = {f"{s.path.parent.name}/{s.path.stem}" for s in wider.train}
+    assert len(train_ids) + len(wider.val) == 269 and not train_ids & set(wider.val.image_ids)
+    assert wider.val.num_faces("hard") > 100
+
+
+def test_real_data_run_validates_stops_on_time_and_continues_from_weights(tmp_path):
+    folder = wider_train_folder(tmp_path / "wider")
+    assert run(tmp_path / "a", 2, ["--wider-train", str(folder), "--val-every", "1", "--val-images", "1",
+                                   "--export", str(tmp_path / "a.safetensors")]) == 0
+    log = (tmp_path / "a/log.tsv").read_text()
+    assert log.count("# val ") == 2 and "ap_hard=" in log
+    assert run(tmp_path / "b", 50, ["--init-weights", str(tmp_path / "a.safetensors"), "--max-minutes", "0"]) == 0
+    assert torch.load(tmp_path / "b/last.pt", weights_only=True)["iteration"] == 1  # stopped after one step
+    assert run(tmp_path / "c", 1, ["--arch", "resnet34", "--init-weights", str(tmp_path / "a.safetensors")]) == 2
+    assert run(tmp_path / "d", 1, ["--real-fraction", "2", "--wider-train", str(folder)]) == 2
