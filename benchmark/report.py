@@ -18,12 +18,16 @@ import benchmark
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write via a temporary file in the same folder and rename, so a killed run never leaves half a file."""
+    """Write via a temporary file in the same folder and rename, so a killed run never leaves half a file. The file
+    gets the permissions a plain ``open`` would give it (``mkstemp`` creates 0600, unreadable by other users)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
 
 

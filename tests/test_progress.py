@@ -34,3 +34,4 @@ def test_floats_round_trip_exactly(tmp_path):
     log = ProgressLog(tmp_path, "k")
     log.append([{"id": "x", "values": values}])
     assert log.done()["x"]["values"] == values and json.loads(json.dumps(values)) == values
+
