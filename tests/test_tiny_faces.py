@@ -58,6 +58,28 @@ def test_light_variant_round_trip(tmp_path):
     assert out.shape == (1, 125, 5, 7)
 
 
+def test_vgg16_variant_covers_odd_sizes_and_round_trips(tmp_path):
+    """conv4_3 at stride 8 and conv5_2 at stride 16 (pool4 rounds up): the summed map has res3's size."""
+    model = T.tiny_faces_vgg16().eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 72, 100)).shape == (1, 125, 9, 12)
+    torch.save(model.state_dict(), tmp_path / "vgg.pth")
+    loaded = T.load_tiny_faces(tmp_path / "vgg.pth")
+    assert isinstance(loaded.model, nn.Sequential) and loaded.model[T.VGG_RES3_END].ceil_mode
+
+
+def test_craft_trunk_loads_strictly_into_the_vgg16_variant():
+    """EasyOCR's CRAFT VGG16-BN (conv1_1-conv5_2, 84 tensors) is exactly the vgg16 variant's trunk."""
+    try:
+        trunk = T.craft_vgg16_bn_trunk()
+    except InputError as exc:
+        pytest.skip(str(exc))
+    model = T.tiny_faces_vgg16()
+    assert trunk.keys() == model.model.state_dict().keys() and len(trunk) == 84
+    model.model.load_state_dict(trunk, strict=True)
+    assert torch.equal(model.model[37].weight, trunk["37.weight"]) and trunk["30.weight"].shape == (512, 512, 3, 3)
+
+
 def test_bad_checkpoints_name_file_and_keys(tmp_path):
     torch.save({"model": {"conv.weight": torch.zeros(1)}}, tmp_path / "foreign.pth")
     with pytest.raises(InputError) as e:

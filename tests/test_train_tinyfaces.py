@@ -196,3 +196,4 @@ def test_real_data_run_validates_stops_on_time_and_continues_from_weights(tmp_pa
     assert torch.load(tmp_path / "b/last.pt", weights_only=True)["iteration"] == 1  # stopped after one step
     assert run(tmp_path / "c", 1, ["--arch", "resnet34", "--init-weights", str(tmp_path / "a.safetensors")]) == 2
     assert run(tmp_path / "d", 1, ["--real-fraction", "2", "--wider-train", str(folder)]) == 2
+    assert run(tmp_path / "e", 1, ["--init-trunk", "craft"]) == 2  # a VGG16-BN trunk for a ResNet-18
