@@ -159,15 +159,15 @@ def restorer_rows(workload: str, images: list[np.ndarray], name: str, mode: Mode
 def detector_rows(images: list[np.ndarray], mode: Mode, device: torch.device, probe: float) -> list[dict]:
     """The bundled Tiny Faces detector's multi-scale test per WIDER image; FLOPs counted on a first, untimed pass."""
     from models.tiny_faces import TinyFacesDetector
-    from models.weights import TINY_FACES_R18_SYNTH
+    from models.weights import TINY_FACES_R18
 
-    detector = TinyFacesDetector.from_checkpoint(TINY_FACES_R18_SYNTH.path, device, amp=mode.amp,
+    detector = TinyFacesDetector.from_checkpoint(TINY_FACES_R18.path, device, amp=mode.amp,
                                                  channels_last=mode.channels_last)
     with FlopCounterMode(display=False) as counter:
         for img in images:
             detector(img)
     seconds = wall(lambda: [detector(img) for img in images], device)
-    return [row("wider_hr", "tiny_faces_r18_synth", mode, "per_image", len(images), seconds,
+    return [row("wider_hr", "tiny_faces_r18_wider", mode, "per_image", len(images), seconds,
                 counter.get_total_flops(), probe)]
 
 

@@ -265,23 +265,35 @@ CAJNN_PAPER_GPU = Weights(
 )
 
 
-TINY_FACES_R18_SYNTH = Weights(
-    file="tiny_faces_r18_synth.safetensors",
-    sha256="97fd5ec05731ff49528f3fcef7a788e15bc042c5770bc244c24fb3c722d5203f",
+TINY_FACES_R18 = Weights(
+    file="tiny_faces_r18_wider.safetensors",
+    sha256="c74232bfe97cbc3d55e3479e97f336da518e15aa5bd379cfc9b24f261aaab0c9",
     config={"arch": "resnet18", "templates": 25},
     meta={
-        "command": "python -m benchmark.train_tinyfaces --out /work/runs/tinyfaces_r18 --arch resnet18 --iters 2800 "
-                   "--cosine-iters 2800 --batch 8 --crop 192 --lr 1e-3 --warmup 100 --save-every 50 --threads 1 "
-                   "--amp bf16 --seed 1 --export tiny_faces_r18_synth.safetensors",
-        "data": "benchmark.datasets.synth_faces training split, seed 1 (fresh scenes every batch, 22,400 crops)",
-        "wall_time": "34 min 9 s on 1 thread of a 2-core AMD EPYC (bf16 autocast), from random init",
+        "description": "Tiny Faces, ResNet-18 trunk to layer3 (the res3/res4 heads and 25 templates of the release), "
+                       "trained on synthetic scenes, then on real WIDER FACE train images mixed with synthetic scenes",
+        "commands": [
+            "python -m benchmark.train_tinyfaces --out /work/runs/tinyfaces_r18 --arch resnet18 --iters 2800 "
+            "--cosine-iters 2800 --batch 8 --crop 192 --lr 1e-3 --warmup 100 --save-every 50 --threads 1 "
+            "--amp bf16 --seed 1 --export tiny_faces_r18_synth.safetensors  # synthetic scenes only, 34 min",
+            "python -m benchmark.train_tinyfaces --out runs/tf_r18_wider --arch resnet18 --init-weights "
+            "tiny_faces_r18_synth.safetensors --wider-train ../shared/data/widerface_train --real-fraction 0.75 "
+            "--iters 1500 --cosine-iters 1500 --batch 8 --crop 256 --lr 5e-4 --warmup 50 --save-every 50 "
+            "--val-every 250 --val-images 26 --threads 1 --amp bf16 --seed 2 --max-minutes 70 "
+            "--export tiny_faces_r18_wider.safetensors  # 40 min, held-out AP 0.634 / 0.665 / 0.557",
+        ],
+        "data": "../shared/data/widerface_train: 269 real images of the official WIDER FACE train split (5 events; "
+                "243 trained on, every 10th held out), 75 % of the crops; synth_faces training split otherwise. "
+                "Never WIDER val",
+        "hardware": "1 thread of the 2-core CPU, bf16 autocast, sharing it with two table runs",
         "params": 3_081_034,
-        "ap_embedded_default": {"hr": [0.902, 0.927, 0.886], "lr": [0.931, 0.816, 0.537],
-                                "lr_bicubic": [0.920, 0.870, 0.646], "lr_cajnn": [0.910, 0.882, 0.706]},  # with the QF [10, 100] cajnn_lite_cpu
+        # AP easy / medium / hard on the 26 held-out WIDER train images (benchmark.train_tinyfaces.validate);
+        # the synthetic-only weights: 0.144 / 0.168 / 0.131
+        "val_ap_heldout_wider_train": [0.634, 0.665, 0.557],
     },
 )
 
 
 # Every weights file the project ships (the HTML report's model cards look them up by sha256).
-BUNDLED = (CAJNN_LITE_CPU, CAJNN_PAPER_GPU, RECOGNIZER, TINY_FACES_R18_SYNTH)
+BUNDLED = (CAJNN_LITE_CPU, CAJNN_PAPER_GPU, RECOGNIZER, TINY_FACES_R18)
 CAJNN_WEIGHTS = {"cajnn_lite_cpu": CAJNN_LITE_CPU, "cajnn_paper_gpu": CAJNN_PAPER_GPU}  # --cajnn-weights NAME

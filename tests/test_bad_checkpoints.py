@@ -3,10 +3,10 @@ naming the file (the bundled weights of the other models serve as the wrong chec
 import pytest
 
 from benchmark.cli import main
-from models.weights import CAJNN_LITE_CPU, RECOGNIZER, TINY_FACES_R18_SYNTH
+from models.weights import CAJNN_LITE_CPU, RECOGNIZER, TINY_FACES_R18
 
 CASES = [
-    (["--task", "ocr", "--cajnn-weights"], TINY_FACES_R18_SYNTH, "not a CAJNN checkpoint"),
+    (["--task", "ocr", "--cajnn-weights"], TINY_FACES_R18, "not a CAJNN checkpoint"),
     (["--task", "ocr", "--recognizer-weights"], CAJNN_LITE_CPU, "lacks the recognizer 'config'"),
     (["--task", "tinyface", "--detector-weights"], RECOGNIZER, "not a Tiny Faces"),
     (["--task", "sr", "--methods", "rrdb", "--rrdb-weights"], CAJNN_LITE_CPU, "does not fit RRDBNet"),

@@ -17,7 +17,7 @@ from PIL import Image
 
 from benchmark import report_html as R
 from benchmark.cli import main, split_variants
-from models.weights import CAJNN_LITE_CPU, TINY_FACES_R18_SYNTH
+from models.weights import CAJNN_LITE_CPU, TINY_FACES_R18
 
 CAJNN_KEY = f"cajnn|{CAJNN_LITE_CPU.sha256}|amp=None|tile=256|overlap=24"
 USER_SHA = "ab" * 32
@@ -35,7 +35,7 @@ def table3() -> pd.DataFrame:
                          "ap_medium": ["0.9", "0.7", "0.75", "0.6"], "ap_hard": ["0.88", "0.5", "0.56", "0.45"],
                          "n_images": ["4", "4", "4", "4"], "failed": ["0", "0", "1", "0"],
                          "restore_compute_s": ["0", "0", "6.0", "0.4"],
-                         "detector": [f"tiny_faces|{TINY_FACES_R18_SYNTH.sha256}|templates=original"] * 4})
+                         "detector": [f"tiny_faces|{TINY_FACES_R18.sha256}|templates=original"] * 4})
 
 
 def write_task(out, task, table, meta, figures=()):

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["detector_name", "variant", "ap_easy", "ap_medium", "ap_hard", "n_images", "failed", "time_restore_s",
            "restore_compute_s", "cache_hits", "time_detect_s", "time_total_s", "device"]
 SCORES = ["variant", "ap_easy", "ap_medium", "ap_hard", "n_images", "failed"]
-BUNDLED = "tiny_faces_r18_synth"  # the bundled detector's sub-folder of --out
+BUNDLED = "tiny_faces_r18_wider"  # the bundled detector's sub-folder of --out
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 

@@ -13,7 +13,7 @@ from benchmark.degrade import imresize
 from benchmark.errors import InputError
 from benchmark.images import read_image
 from models import tiny_faces as T
-from models.weights import TINY_FACES_R18_SYNTH
+from models.weights import TINY_FACES_R18
 
 
 def reference_keys(shared_data):
@@ -231,8 +231,8 @@ def test_detector_under_bf16_and_channels_last_finds_the_same_faces():
     """The bundled detector on the astronaut photo (her face: logit 6.4): under bf16 autocast and NHWC the five
     strongest detections overlap fp32's (IoU > 0.95) with logits within 0.1."""
     image = imresize(read_image(package_photo_paths(["astronaut"])["astronaut"]), 0.5)
-    fp32 = T.TinyFacesDetector.from_checkpoint(TINY_FACES_R18_SYNTH.path, scales=(0.5, 1.0))(image)
-    bf16 = T.TinyFacesDetector.from_checkpoint(TINY_FACES_R18_SYNTH.path, scales=(0.5, 1.0), amp="bf16",
+    fp32 = T.TinyFacesDetector.from_checkpoint(TINY_FACES_R18.path, scales=(0.5, 1.0))(image)
+    bf16 = T.TinyFacesDetector.from_checkpoint(TINY_FACES_R18.path, scales=(0.5, 1.0), amp="bf16",
                                                channels_last=True)(image)
     assert fp32[0, 4] > 5 and np.abs(bf16[:5, 4] - fp32[:5, 4]).max() < 0.1
     iou = torchvision.ops.box_iou(torch.from_numpy(bf16[:5, :4]), torch.from_numpy(fp32[:5, :4])).diagonal()

@@ -163,7 +163,7 @@ def test_time_budget_stops_checkpoints_and_exports(hr_dir, tmp_path):
 
 def test_init_weights_continues_from_an_exported_file(hr_dir, tmp_path, capsys):
     """Weights alone (no last.pt) are enough to continue; another model's file is refused naming it."""
-    from models.weights import CAJNN_LITE_CPU, TINY_FACES_R18_SYNTH
+    from models.weights import CAJNN_LITE_CPU, TINY_FACES_R18
 
     assert run(hr_dir, tmp_path / "a", 1, lr="1e-12", extra=["--init-weights", str(CAJNN_LITE_CPU.path)]) == 0
     trained = torch.load(tmp_path / "a/last.pt", weights_only=True)["model"]
@@ -171,5 +171,5 @@ def test_init_weights_continues_from_an_exported_file(hr_dir, tmp_path, capsys):
 
     bundled = load_cajnn(CAJNN_LITE_CPU.path).state_dict()
     assert all(torch.allclose(trained[k], bundled[k], atol=1e-6) for k in bundled)
-    assert run(hr_dir, tmp_path / "b", 1, extra=["--init-weights", str(TINY_FACES_R18_SYNTH.path)]) == 2
-    assert "tiny_faces_r18_synth.safetensors" in capsys.readouterr().err
+    assert run(hr_dir, tmp_path / "b", 1, extra=["--init-weights", str(TINY_FACES_R18.path)]) == 2
+    assert "tiny_faces_r18_wider.safetensors" in capsys.readouterr().err

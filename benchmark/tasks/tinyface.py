@@ -62,7 +62,7 @@ from models.mtcnn import mtcnn_detector
 from models.tiny_faces import TinyFacesDetector, load_tiny_faces
 from models.mtcnn import mtcnn_detector
 from models.tiny_faces import TEMPLATE_MODES, TinyFacesDetector, load_tiny_faces
-from models.weights import TINY_FACES_R18_SYNTH, sha256_of
+from models.weights import TINY_FACES_R18, sha256_of
 
 SCALE = 4
 VARIANTS = ("hr", "lr", "lr_bicubic", "lr_cajnn")  # the default rows: the paper's and a control
@@ -121,9 +121,9 @@ def build_variant(name: str, cajnn_weights: str | None, settings: dict) -> Varia
 
 def build_detector(detector_weights: str | None, templates: str, device: torch.device, amp: str | None = None,
                    channels_last: bool = False) -> tuple[Detector, str]:
-    """Tiny Faces from `detector_weights` (default: the bundled synthetic-trained ResNet-18 variant), named after the
+    """Tiny Faces from `detector_weights` (default: the bundled ResNet-18 variant, TINY_FACES_R18), named after the
     file (and the template mode unless original), and its identity for reuse (file sha256 + test settings)."""
-    path = Path(detector_weights) if detector_weights else TINY_FACES_R18_SYNTH.path
+    path = Path(detector_weights) if detector_weights else TINY_FACES_R18.path
     if not detector_weights and not path.is_file():
         raise InputError(f"{path}: the bundled detector weights are missing (train them with "
                          "python -m benchmark.train_tinyfaces, or pass --detector-weights)")
