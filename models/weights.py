@@ -261,6 +261,9 @@ CAJNN_PAPER_GPU = Weights(
         #     --variants hr lr lr_bicubic lr_cajnn --cajnn-weights cajnn_paper_gpu --amp bf16 (a subset of 40)
         "ap_mtcnn_real_wider_40": {"lr": [0.917, 0.503, 0.064], "lr_bicubic": [0.941, 0.679, 0.110],
                                    "lr_cajnn": [0.944, 0.725, 0.126]},
+        # the same on all 297 real val images in ../shared, --amp bf16 --channels-last (README, Table III)
+        "ap_mtcnn_real_wider_297": {"lr": [0.777, 0.479, 0.142], "lr_bicubic": [0.819, 0.671, 0.227],
+                                    "lr_cajnn": [0.829, 0.697, 0.247]},
     },
 )
 
@@ -290,6 +293,13 @@ TINY_FACES_R18 = Weights(
         # AP easy / medium / hard on the 26 held-out WIDER train images (benchmark.train_tinyfaces.validate);
         # the synthetic-only weights: 0.144 / 0.168 / 0.131
         "val_ap_heldout_wider_train": [0.634, 0.665, 0.557],
+        # python run_all.py --task tinyface (fp32, with cajnn_lite_cpu)
+        "ap_embedded_default": {"hr": [0.940, 0.950, 0.902], "lr": [0.975, 0.844, 0.548],
+                                "lr_bicubic": [0.952, 0.889, 0.656], "lr_cajnn": [0.936, 0.898, 0.696]},
+        # python run_all.py --task tinyface --data-root ../shared/data/widerface --detectors mtcnn tinyfaces
+        #     --variants hr lr lr_bicubic lr_cajnn lr_realesrgan --amp bf16 --channels-last (297 real val images)
+        "ap_real_wider_val_297": {"hr": [0.539, 0.512, 0.430], "lr": [0.570, 0.458, 0.149],
+                                  "lr_bicubic": [0.570, 0.485, 0.225], "lr_cajnn": [0.556, 0.492, 0.268]},
     },
 )
 

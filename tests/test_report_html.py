@@ -96,7 +96,7 @@ def test_cost_points_are_gains_over_the_unrestored_row_per_image_seconds(tmp_pat
     assert [(label, s, round(g, 6)) for label, s, g in panel.points] == [("lr_cajnn", 2.0, 0.06), ("mine", 0.1, -0.05)]
     assert panel.hr_gain == pytest.approx(0.38) and np.isnan(panel.paper[1])
     assert panel.paper[2] == pytest.approx(0.294)
-    assert panel.title.startswith("Table III: detector tiny_faces (97fd5ec0)")
+    assert panel.title.startswith(f"Table III: detector tiny_faces ({TINY_FACES_R18.sha256[:8]})")
 
     write_task(tmp_path / "no_raw", "ocr", table2().iloc[1:], {})
     panels, notes = R.cost_panels(R.load_task("ocr", tmp_path / "no_raw"))
