@@ -3,6 +3,7 @@
 Raised with a one-line message that names the offending file (and line) or argument; the CLI prints it as
 ``error: <message>`` and exits with status 2, without a traceback.
 """
+import argparse
 import sys
 
 
@@ -28,3 +29,14 @@ def refuse_unusable(problems: list[str], total: int, noun: str, hint: str = "") 
         raise InputError(problems[0] + note)
     if problems:
         raise InputError(f"{len(problems)} of {total} {noun} are unusable{note}:\n  " + "\n  ".join(problems))
+
+
+def positive_minutes(value: str) -> float:
+    """argparse type of ``--max-minutes``: a positive number (0 would be read as "no budget", or divide by zero)."""
+    try:
+        minutes = float(value)
+    except ValueError:
+        minutes = float("nan")
+    if not minutes > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of minutes, got {value!r}")
+    return minutes

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from benchmark import distributed
 from benchmark.degrade import degrade, modcrop
-from benchmark.errors import InputError, run_reporting_input_errors
+from benchmark.errors import InputError, positive_minutes, run_reporting_input_errors
 from benchmark.images import list_images, read_image
 from benchmark.metrics.image_quality import psnr
 from benchmark.report import open_training_log, save_torch_atomic
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "width and growth (64/32)")
     p.add_argument("--init-weights", help="initialise from a CAJNN weights file (continue from weights alone)")
     p.add_argument("--workers", type=int, default=0, help="data worker processes (default: 0, in-process)")
-    p.add_argument("--max-minutes", type=float, help="train for this many minutes of wall time with one "
+    p.add_argument("--max-minutes", type=positive_minutes, help="train for this many minutes of wall time with one "
                    "cosine decay over it (a fixed lease, e.g. a lent GPU), then checkpoint and export; the "
                    "iteration count is whatever fits, and a resumed run does not repeat it exactly")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (faster on GPUs)")

@@ -41,7 +41,7 @@ from benchmark import distributed
 from benchmark.datasets.icdar import WordItem, lmdb_dirs, read_lmdb
 from benchmark.datasets.synth_text import FONT_DIR, TRAIN_FONTS, rich_sample, sample
 from benchmark.datasets.text_train import Crop, augment_real, bundle_crops, bundle_fonts, bundle_photos
-from benchmark.errors import InputError, run_reporting_input_errors
+from benchmark.errors import InputError, positive_minutes, run_reporting_input_errors
 from benchmark.metrics.text import filter_labels, normalize_label, normalize_prediction
 from benchmark.report import open_training_log, save_torch_atomic
 from models.text import (CASE_INSENSITIVE, Recognizer, RecognizerConfig, TextRecognizer, converter_for,
@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "validation on its held-out real crops")
     p.add_argument("--synth-fraction", type=float, default=0.6, help="with --bundle: synthetic share of a batch")
     p.add_argument("--workers", type=int, default=0, help="DataLoader processes building batches (0: in process)")
-    p.add_argument("--max-minutes", type=float, help="wall-time budget (over resumes): the cosine ends by then and "
+    p.add_argument("--max-minutes", type=positive_minutes, help="wall-time budget (over resumes): the cosine ends by then and "
                    "the run stops, saves and exports")
     p.add_argument("--init-weights", help="start a new run from these exported .safetensors weights (same config)")
     p.add_argument("--iters", type=int, default=3000, help="total iterations (default 3000)")

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from benchmark import distributed
 from benchmark.datasets.synth_faces import make_scene, setting_indices
 from benchmark.datasets.widerface import WiderFaceGT, image_path, images_on_disk, read_bbx_gt
-from benchmark.errors import InputError, run_reporting_input_errors
+from benchmark.errors import InputError, positive_minutes, run_reporting_input_errors
 from benchmark.images import read_image
 from benchmark.metrics.widerface import evaluate, xyxy_to_xywh
 from benchmark.report import open_training_log, save_torch_atomic
@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "then trained on text); nothing else ships pretrained, and nothing is downloaded")
     p.add_argument("--init-weights", help="start a new run from these weights (an exported .safetensors or any "
                    "Tiny Faces checkpoint of the same --arch)")
-    p.add_argument("--max-minutes", type=float, help="wall-time budget over resumes: the run then saves, validates "
+    p.add_argument("--max-minutes", type=positive_minutes, help="wall-time budget over resumes: the run then saves, validates "
                    "and exports")
     p.add_argument("--export", help="at the end, write the weights as float16 safetensors with metadata here")
     return p
@@ -350,7 +350,7 @@ def train(args: argparse.Namespace) -> float:
     log = open_training_log(out / "log.tsv", start) if rank == 0 else None
     loss_value, val_ap = float("nan"), {}
     real = wider.train if wider else None
-    budget_s = args.max_minutes * 60 if args.max_minutes is not None else math.inf
+    budget_s = args.max_minutes * 60 if args.max_minutes else math.inf
     t0 = time.time() - elapsed_s
     done = start
     for it in bar:

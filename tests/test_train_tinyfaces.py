@@ -192,8 +192,11 @@ def test_real_data_run_validates_stops_on_time_and_continues_from_weights(tmp_pa
                                    "--export", str(tmp_path / "a.safetensors")]) == 0
     log = (tmp_path / "a/log.tsv").read_text()
     assert log.count("# val ") == 2 and "ap_hard=" in log
-    assert run(tmp_path / "b", 50, ["--init-weights", str(tmp_path / "a.safetensors"), "--max-minutes", "0"]) == 0
+    assert run(tmp_path / "b", 50, ["--init-weights", str(tmp_path / "a.safetensors"), "--max-minutes",
+                                    "0.00001"]) == 0
     assert torch.load(tmp_path / "b/last.pt", weights_only=True)["iteration"] == 1  # stopped after one step
+    with pytest.raises(SystemExit):  # argparse: one usage line, exit 2
+        run(tmp_path / "f", 1, ["--max-minutes", "0"])
     assert run(tmp_path / "c", 1, ["--arch", "resnet34", "--init-weights", str(tmp_path / "a.safetensors")]) == 2
     assert run(tmp_path / "d", 1, ["--real-fraction", "2", "--wider-train", str(folder)]) == 2
     assert run(tmp_path / "e", 1, ["--init-trunk", "craft"]) == 2  # a VGG16-BN trunk for a ResNet-18
