@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 def split_variants(variants: list[str] | None) -> dict[str, list[str]]:
     """``--task all --variants ...`` split into each task's rows (its default and extra ones); a name that is a row
     of no task is a one-line error."""
-    rows = {name: (*getattr(task, "VARIANTS", ()), *getattr(task, "EXTRA_VARIANTS", ())) for name, task in TASKS.items()}
+    rows = {name: (*getattr(task, "VARIANTS", ()), *getattr(task, "EXTRA_VARIANTS", ()))
+            for name, task in TASKS.items()}
     named = {name: [v for v in variants or [] if v in rows[name]] for name in TASKS}
     unknown = [v for v in variants or [] if not any(v in chosen for chosen in named.values())]
     if unknown:

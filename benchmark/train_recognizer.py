@@ -175,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "validation on its held-out real crops")
     p.add_argument("--synth-fraction", type=float, default=0.6, help="with --bundle: synthetic share of a batch")
     p.add_argument("--workers", type=int, default=0, help="DataLoader processes building batches (0: in process)")
-    p.add_argument("--max-minutes", type=positive_minutes, help="wall-time budget (over resumes): the cosine ends by then and "
-                   "the run stops, saves and exports")
+    p.add_argument("--max-minutes", type=positive_minutes, help="wall-time budget (over resumes): the cosine ends "
+                   "by then and the run stops, saves and exports")
     p.add_argument("--init-weights", help="start a new run from these exported .safetensors weights (same config)")
     p.add_argument("--iters", type=int, default=3000, help="total iterations (default 3000)")
     p.add_argument("--batch", type=int, default=32, help="total batch size over all ranks (default 32)")

