@@ -13,7 +13,7 @@ from benchmark.degrade import imresize
 from benchmark.errors import InputError
 from benchmark.images import read_image
 from models import tiny_faces as T
-from models.weights import TINY_FACES_R18
+from models.weights import TINY_FACES_R18, TINY_FACES_VGG16, sha256_of
 
 
 def reference_keys(shared_data):
@@ -90,6 +90,26 @@ def test_craft_trunk_loads_strictly_into_the_vgg16_variant():
     assert trunk.keys() == model.model.state_dict().keys() and len(trunk) == 84
     model.model.load_state_dict(trunk, strict=True)
     assert torch.equal(model.model[37].weight, trunk["37.weight"]) and trunk["30.weight"].shape == (512, 512, 3, 3)
+
+
+def test_bundled_vgg16_detector_by_name_keeps_the_craft_trunk_it_froze():
+    """--detector-weights tiny_faces_vgg16_craft: the bundled file (its sha), a vgg16 Tiny Faces loaded strictly,
+    whose conv1-conv3 (trained with --frozen-stages 3) are CRAFT's to float16."""
+    from benchmark.tasks.tinyface import build_detector
+    assert sha256_of(TINY_FACES_VGG16.path) == TINY_FACES_VGG16.sha256
+    detector, key = build_detector("tiny_faces_vgg16_craft", "original", torch.device("cpu"))
+    assert detector.name == "tiny_faces_vgg16_craft" and TINY_FACES_VGG16.sha256 in key
+    assert isinstance(detector.model.model, nn.Sequential)
+    try:
+        craft = T.craft_vgg16_bn_trunk()
+    except InputError as exc:
+        pytest.skip(str(exc))
+    trunk = detector.model.model.state_dict()
+    frozen = [k for k in craft if int(k.split(".")[0]) < T.VGG_STAGE_ENDS[2]]
+    assert len(frozen) == 49  # 7 convs (weight, bias) + their batch norms (5 tensors each)
+    assert all(torch.equal(trunk[k].float(), craft[k].half().float() if craft[k].is_floating_point() else
+                           craft[k].float()) for k in frozen)
+    assert not torch.equal(trunk["37.weight"], craft["37.weight"].half().float())
 
 
 def test_bad_checkpoints_name_file_and_keys(tmp_path):

@@ -62,7 +62,7 @@ from models.mtcnn import mtcnn_detector
 from models.tiny_faces import TinyFacesDetector, load_tiny_faces
 from models.mtcnn import mtcnn_detector
 from models.tiny_faces import TEMPLATE_MODES, TinyFacesDetector, load_tiny_faces
-from models.weights import TINY_FACES_R18, sha256_of
+from models.weights import DETECTOR_WEIGHTS, TINY_FACES_R18, sha256_of
 
 SCALE = 4
 VARIANTS = ("hr", "lr", "lr_bicubic", "lr_cajnn")  # the default rows: the paper's and a control
@@ -121,9 +121,11 @@ def build_variant(name: str, cajnn_weights: str | None, settings: dict) -> Varia
 
 def build_detector(detector_weights: str | None, templates: str, device: torch.device, amp: str | None = None,
                    channels_last: bool = False) -> tuple[Detector, str]:
-    """Tiny Faces from `detector_weights` (default: the bundled ResNet-18 variant, TINY_FACES_R18), named after the
-    file (and the template mode unless original), and its identity for reuse (file sha256 + test settings)."""
-    path = Path(detector_weights) if detector_weights else TINY_FACES_R18.path
+    """Tiny Faces from `detector_weights`, a file or the name of bundled weights (DETECTOR_WEIGHTS; default: the
+    ResNet-18 variant, TINY_FACES_R18), named after the file (and the template mode unless original), and its
+    identity for reuse (file sha256 + test settings)."""
+    path = DETECTOR_WEIGHTS[detector_weights].path if detector_weights in DETECTOR_WEIGHTS else \
+        Path(detector_weights) if detector_weights else TINY_FACES_R18.path
     if not detector_weights and not path.is_file():
         raise InputError(f"{path}: the bundled detector weights are missing (train them with "
                          "python -m benchmark.train_tinyfaces, or pass --detector-weights)")
@@ -473,8 +475,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "--detector-weights) and/or mtcnn (MTCNN with the weights of the facenet-pytorch package: pip "
                    "install --no-deps facenet-pytorch)")
     g.add_argument("--detector-weights", help="Tiny Faces checkpoint: tiny-faces-pytorch's released file, a bare "
-                   "state_dict or our float16 safetensors (default: the bundled ResNet-18 variant trained on "
-                   "synthetic scenes)")
+                   "state_dict or our float16 safetensors, or the name of bundled weights: tiny_faces_r18_wider "
+                   "(the default, fast) or tiny_faces_vgg16_craft (the paper's VGG16 variant, about 13x the "
+                   "compute, better on real faces)")
     g.add_argument("--templates", choices=TEMPLATE_MODES, default="original",
                    help="original (default): type-A templates at every level, type B at the 2x level, as the MATLAB "
                    "release; port: what tiny-faces-pytorch's code does (all 25 templates, feature-map columns 0-3 "
