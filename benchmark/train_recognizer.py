@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--warmup", type=int, default=200, help="warm-up iterations (default 200)")
     p.add_argument("--clip", type=float, default=5.0, help="gradient norm clip (clovaai: 5)")
-    p.add_argument("--amp", choices=["bf16"], help="autocast the forward pass (bf16: ~1.7x faster on AVX512-BF16)")
+    p.add_argument("--amp", choices=["bf16"], help="autocast the forward pass, TPS kept in float32 (bf16: ~1.5x faster "
+                   "on AVX512-BF16 at the float32 loss)")
     p.add_argument("--val-n", type=int, default=200, help="held-out synthetic samples (seed + 1) for validation; "
                    "with --bundle: at most this many of its held-out real crops (0: all)")
     p.add_argument("--val-every", type=int, default=250, help="validate every N iterations")

@@ -12,6 +12,7 @@ from benchmark.datasets.synth_text import sample
 from benchmark.metrics.text import normalize_label
 from benchmark.tasks.ocr import recognizer_from_file
 from models.text import CASE_INSENSITIVE, Recognizer, converter_for, transform_for
+from models.weights import RECOGNIZER
 
 TINY = ["--output-channel", "32", "--hidden-size", "32", "--batch", "4", "--val-n", "4", "--val-every", "2",
         "--save-every", "1", "--threads", "1", "--device", "cpu", "--warmup", "2"]
@@ -37,6 +38,22 @@ def test_loss_decreases_on_a_fixed_batch(prediction):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0]
+
+
+def test_bf16_autocast_keeps_the_trained_loss_because_tps_runs_in_float32():
+    """--amp bf16 trains the bundled TRBA at its float32 loss: in bf16 the TPS grid solve alone doubled it."""
+    recognizer = recognizer_from_file(RECOGNIZER.path, "cpu", 8)
+    model, config = recognizer.model.train(), recognizer.model.config
+    converter = converter_for(config, CASE_INSENSITIVE)
+    samples = [sample(3, i, "train") for i in range(16)]
+    images = torch.stack([transform_for(config)(img) for _, img in samples])
+    labels = [normalize_label(label) for label, _ in samples]
+    with torch.no_grad():
+        fp32 = train_recognizer.loss_on(model, converter, config, images, labels).item()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = train_recognizer.loss_on(model, converter, config, images, labels).item()
+            assert model.Transformation(images).dtype == torch.float32
+    assert abs(bf16 - fp32) < 0.05 * fp32 + 0.01
 
 
 def test_interrupted_run_resumes_exactly(tmp_path, monkeypatch):
