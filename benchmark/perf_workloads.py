@@ -27,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark import restore
 from benchmark.errors import InputError
+from models.amp import autocast
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 WORKLOADS = ("ic13", "wider_lr", "set5")
@@ -42,9 +43,6 @@ class Mode:
     name: str
     amp: str | None
     channels_last: bool
-
-    def autocast(self, device: torch.device):
-        return torch.autocast(device.type, torch.bfloat16, enabled=self.amp == "bf16")
 
 
 def wall(fn: Callable[[], object], device: torch.device) -> float:
@@ -65,7 +63,7 @@ def probe_gflops(mode: Mode, device: torch.device, repeats: int = 3) -> float:
         conv, x = conv.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
 
     def run():
-        with torch.inference_mode(), mode.autocast(device):
+        with torch.inference_mode(), autocast(device.type, mode.amp):
             conv(x)
 
     run()

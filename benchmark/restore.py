@@ -20,6 +20,7 @@ from torch import nn
 
 from benchmark.degrade import imresize
 from benchmark.errors import InputError
+from models.amp import autocast, check_amp
 from models.cajnn import load_cajnn
 from models.car import load_arcnn, load_dncnn3
 from models.rrdb import load_rrdb, realesrgan_x4plus as realesrgan_x4plus_net, realesrgan_x4plus_weights
@@ -116,6 +117,7 @@ class NetworkRestorer:
     def __init__(self, model: nn.Module, name: str, scale: int, weights_sha256: str = "", device: str = "auto",
                  tile: int | None = 256, overlap: int = 24, amp: str | None = None, ensemble: bool = False,
                  channels_last: bool = False, on_y: bool = False):
+        check_amp(amp)
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         if channels_last:
@@ -128,16 +130,10 @@ class NetworkRestorer:
         self.cache_key = (f"{self.name}|{weights_sha256}|amp={amp}|channels_last={channels_last}|"
                           f"tile={tile}px2|overlap={overlap}")
 
-    def _autocast(self):
-        if self.amp is None:
-            return contextlib.nullcontext()
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[self.amp]
-        return torch.autocast(self.device.type, dtype=dtype)
-
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
+        with autocast(self.device.type, self.amp):
             if not self.ensemble:
                 return self.model(x).float()
             out = torch.zeros(x.shape[0], x.shape[1], x.shape[2] * self.scale, x.shape[3] * self.scale,

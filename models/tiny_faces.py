@@ -21,6 +21,7 @@ from PIL import Image
 from torch import nn
 
 from benchmark.errors import InputError
+from models.amp import autocast, check_amp
 from models.weights import package_dir, read_state_dict
 
 # The 25 templates [x1, y1, x2, y2, res], centred on 0: RefBox_N25_scaled.mat of the original release
@@ -332,9 +333,6 @@ def detect(model: TinyFaces, image: np.ndarray, scales: Sequence[float] = SCALES
     return np.hstack([boxes[keep], logits[keep, None]])
 
 
-AMP_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 @dataclass
 class TinyFacesDetector:
     """A Tiny Faces model with its test settings, as the suite's Detector: image -> [N, 5] x1, y1, x2, y2, logit.
@@ -353,8 +351,7 @@ class TinyFacesDetector:
 
     def __post_init__(self):
         template_ids(1.0, self.templates)  # validates the mode
-        if self.amp not in AMP_DTYPES:
-            raise ValueError(f"amp must be one of {', '.join(map(str, AMP_DTYPES))}, got {self.amp!r}")
+        check_amp(self.amp)
         self.model.eval()
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -365,6 +362,6 @@ class TinyFacesDetector:
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         device = next(self.model.parameters()).device
-        with torch.autocast(device.type, AMP_DTYPES[self.amp] or torch.bfloat16, enabled=self.amp is not None):
+        with autocast(device.type, self.amp):
             return detect(self.model, image, self.scales, self.prob_thresh, self.nms_iou, self.templates,
                           self.max_side)

@@ -1,6 +1,7 @@
 """run_all.py --task ocr: Table II files and columns, reuse of finished variants, the Python API, one-line errors."""
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -301,3 +302,29 @@ def test_bundled_cajnn_weights_by_name():
     paper = restore.cajnn("cajnn_paper_gpu", device="cpu")
     assert CAJNN_PAPER_GPU.sha256 in paper.cache_key and restore.count_params(paper) == 14_847_491
     assert restore.count_params(restore.cajnn("cajnn_lite_cpu", device="cpu")) == 835_843
+
+
+def test_amp_reaches_the_bundled_recognizer_and_its_reuse_key():
+    """--amp bf16 runs the recognizer's convolutions in bf16, reads clean rendered words as float32 does, and keys
+    its predictions apart from float32's; an unknown amp is refused."""
+    fp32, fp32_key = ocr.build_recognizer("bundled", None, "cpu", 8)
+    bf16, bf16_key = ocr.build_recognizer("bundled", None, "cpu", 8, amp="bf16")
+    assert bf16_key == fp32_key + "|amp=bf16"
+    dtypes = []
+    bf16.model.FeatureExtraction.register_forward_hook(lambda module, args, output: dtypes.append(output.dtype))
+    words = ["harbour", "exit", "42nd", "coffee", "station", "market", "street"]
+    images = [render_word(word) for word in words]
+    assert [t for t, _ in bf16(images)] == [t for t, _ in fp32(images)] == words
+    assert dtypes == [torch.bfloat16]
+    with pytest.raises(ValueError, match="amp"):
+        ocr.recognizer_from_file(RECOGNIZER.path, amp="int8")
+
+
+def render_word(word: str) -> np.ndarray:
+    """A clean dark-on-light rendering of ``word`` (DejaVu Sans, 40 px), RGB uint8."""
+    import matplotlib
+    from PIL import Image, ImageDraw, ImageFont
+    font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), 40)
+    image = Image.new("RGB", (int(font.getlength(word)) + 20, 56), (240, 240, 230))
+    ImageDraw.Draw(image).text((10, 4), word, fill=(20, 20, 60), font=font)
+    return np.asarray(image)

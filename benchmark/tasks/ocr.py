@@ -87,13 +87,14 @@ def build_variant(name: str, cajnn_weights: str | None, settings: dict) -> resto
     return restore.ThenDownsample(network) if name.endswith("_down") else network
 
 
-def recognizer_from_file(path: str | Path, device: str = "cpu", batch_size: int = 64) -> TextRecognizer:
+def recognizer_from_file(path: str | Path, device: str = "cpu", batch_size: int = 64,
+                         amp: str | None = None) -> TextRecognizer:
     """A `TextRecognizer` from a checkpoint: float16 safetensors written by `benchmark.train_recognizer --export`
     (config and charset in the header) or anything `load_recognizer` reads (clovaai, EasyOCR, save_recognizer)."""
     path = Path(path)
     if path.suffix != ".safetensors":
         model, converter, _ = load_recognizer(path)
-        return TextRecognizer(model, converter, device, batch_size, path.stem)
+        return TextRecognizer(model, converter, device, batch_size, path.stem, amp)
     tensors, meta = read_state_dict(path)
     if "config" not in meta or "character" not in meta:
         raise InputError(f"{path}: safetensors header lacks the recognizer 'config' and 'character' entries")
@@ -103,12 +104,13 @@ def recognizer_from_file(path: str | Path, device: str = "cpu", batch_size: int 
         model = Recognizer(config)
     except (TypeError, ValueError, KeyError) as exc:
         raise InputError(f"{path}: bad recognizer config or charset in the header ({exc})") from None
-    return TextRecognizer(load_strict(model, tensors, path).eval(), converter, device, batch_size, path.stem)
+    return TextRecognizer(load_strict(model, tensors, path).eval(), converter, device, batch_size, path.stem, amp)
 
 
 def build_recognizer(recognizer: str, recognizer_weights: str | None, device: str,
-                     batch_size: int) -> tuple[TextRecognizerFn, str]:
-    """The recognizer and its identity for reuse (file name + sha256; Tesseract: its `cache_key`)."""
+                     batch_size: int, amp: str | None = None) -> tuple[TextRecognizerFn, str]:
+    """The recognizer and its identity for reuse (file name + sha256 [+ amp]; Tesseract: its `cache_key`, no
+    autocast)."""
     if recognizer_weights:
         path = Path(recognizer_weights)
     elif recognizer == "tesseract":
@@ -123,8 +125,8 @@ def build_recognizer(recognizer: str, recognizer_weights: str | None, device: st
         path = RECOGNIZER.path
     else:
         raise InputError(f"--recognizer: unknown {recognizer!r} (choose from {', '.join(RECOGNIZERS)})")
-    text_recognizer = recognizer_from_file(path, device, batch_size)
-    return text_recognizer, f"{path.name}|{sha256_of(path)}"
+    text_recognizer = recognizer_from_file(path, device, batch_size, amp)
+    return text_recognizer, f"{path.name}|{sha256_of(path)}" + (f"|amp={amp}" if amp else "")
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ class NamedRecognizer:
 
 def resolve_recognizers(names: Sequence[str], recognizer_weights: str | None,
                         text_recognizer: TextRecognizerFn | dict[str, TextRecognizerFn] | None, device: str,
-                        batch_size: int, out: Path, announce: bool) -> list[NamedRecognizer]:
+                        batch_size: int, out: Path, announce: bool, amp: str | None = None) -> list[NamedRecognizer]:
     """The recognizers of a run: ``text_recognizer`` (one callable, or a dict name -> callable) if given, else
     ``recognizer_weights``, else the named ones. Of several named recognizers, one that cannot be built (its package
     or weights absent) is skipped with one line saying what to install; a single one is an error."""
@@ -155,7 +157,7 @@ def resolve_recognizers(names: Sequence[str], recognizer_weights: str | None,
             models.append(NamedRecognizer(name, fn, key))
         return models
     if recognizer_weights:
-        fn, key = build_recognizer("bundled", recognizer_weights, device, batch_size)
+        fn, key = build_recognizer("bundled", recognizer_weights, device, batch_size, amp)
         return [NamedRecognizer(recognizer_label(fn), fn, key)]
     unknown = [n for n in names if n not in RECOGNIZERS]
     if unknown or not names:
@@ -164,7 +166,7 @@ def resolve_recognizers(names: Sequence[str], recognizer_weights: str | None,
     models = []
     for name in dict.fromkeys(names):
         try:
-            fn, key = build_recognizer(name, None, device, batch_size)
+            fn, key = build_recognizer(name, None, device, batch_size, amp)
         except InputError as exc:
             if len(names) == 1:
                 raise
@@ -446,7 +448,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
     if not chosen:
         raise InputError("--variants: nothing to run")
     models = resolve_recognizers(recognizers, recognizer_weights, text_recognizer, str(ctx.device), batch_size, out,
-                                 ctx.is_main)
+                                 ctx.is_main, amp)
     data = load_dataset(data_root, subset, seed, limit, out / ".data", keep_going, ctx, lr_downscale,
                         lr_jpeg_quality)
     cache = open_cache(cache_dir)

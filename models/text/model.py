@@ -19,6 +19,7 @@ from PIL import Image
 from torch import nn
 
 from benchmark.errors import InputError
+from models.amp import autocast, check_amp
 from models.text.converters import AttnLabelConverter, CTCLabelConverter
 from models.text.feature import RCNNFeatureExtractor, ResNetFeatureExtractor, VGGFeatureExtractor
 from models.text.prediction import Attention
@@ -337,10 +338,14 @@ class TextRecognizer:
     A model with the "easyocr" protocol follows EasyOCR `get_text` (defaults of `Reader.recognize`, decoder
     'greedy'): EasyOCR's confidence, and crops below `EASYOCR_CONTRAST_THS` are read again after
     `adjust_contrast_grey(EASYOCR_ADJUST_CONTRAST)`, keeping the second reading unless the first is more confident.
+    ``amp`` ("bf16" or "fp16") runs the model under autocast (TPS stays float32).
     """
 
     def __init__(self, model: Recognizer, converter: CTCLabelConverter | AttnLabelConverter,
-                 device: str | torch.device = "cpu", batch_size: int = 64, name: str | None = None):
+                 device: str | torch.device = "cpu", batch_size: int = 64, name: str | None = None,
+                 amp: str | None = None):
+        check_amp(amp)
+        self.amp = amp
         self.model = model.eval().to(device)
         self.converter = converter
         self.device = torch.device(device)
@@ -366,7 +371,7 @@ class TextRecognizer:
             groups.setdefault(tuple(t.shape), []).append(i)
         results: list[tuple[str, float]] = [("", 0.0)] * len(tensors)
         decode = self.converter.greedy_easyocr if self.easyocr else self.converter.greedy
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device.type, self.amp):
             for indices in groups.values():
                 for start in range(0, len(indices), self.batch_size):
                     chunk = indices[start:start + self.batch_size]
