@@ -27,6 +27,7 @@ from benchmark.images import list_images, read_image
 from benchmark.metrics.image_quality import psnr
 from benchmark.report import open_training_log, save_torch_atomic
 from benchmark.restore import NetworkRestorer
+from models.amp import autocast
 from models.cajnn import CAJNN, CONFIGS, load_cajnn, warm_start_from_rrdbnet
 from models.weights import load_strict, save_safetensors_fp16
 
@@ -220,7 +221,7 @@ def train(args: argparse.Namespace) -> dict[int, float]:
             group["lr"] = lr
         memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
         lr_batch = lr_batch.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-        with torch.autocast(device.type, torch.bfloat16, enabled=args.amp == "bf16"):
+        with autocast(device.type, args.amp):
             sr_batch = ddp_model(lr_batch)
         loss = LOSSES[args.loss](sr_batch.float(), hr_batch.to(device, non_blocking=True))
         optimizer.zero_grad(set_to_none=True)

@@ -25,7 +25,6 @@ released TRBA.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import sys
 import time
@@ -44,6 +43,7 @@ from benchmark.datasets.text_train import Crop, augment_real, bundle_crops, bund
 from benchmark.errors import InputError, positive_minutes, run_reporting_input_errors
 from benchmark.metrics.text import filter_labels, normalize_label, normalize_prediction
 from benchmark.report import open_training_log, save_torch_atomic
+from models.amp import autocast
 from models.text import (CASE_INSENSITIVE, Recognizer, RecognizerConfig, TextRecognizer, converter_for,
                          save_recognizer, transform_for)
 from models.weights import load_strict, read_state_dict, save_safetensors_fp16
@@ -255,8 +255,7 @@ def train(args: argparse.Namespace) -> dict:
         for group in optimizer.param_groups:
             group["lr"] = lr
         images = images.to(device, non_blocking=True)
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.amp else contextlib.nullcontext()
-        with autocast:
+        with autocast(device.type, args.amp):
             loss = loss_on(ddp_model, converter, config, images, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

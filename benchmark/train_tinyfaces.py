@@ -47,6 +47,7 @@ from benchmark.errors import InputError, positive_minutes, run_reporting_input_e
 from benchmark.images import read_image
 from benchmark.metrics.widerface import evaluate, xyxy_to_xywh
 from benchmark.report import open_training_log, save_torch_atomic
+from models.amp import autocast
 from models.tiny_faces import (ARCHS, MEAN, OFFSET, STD, STRIDE, TEMPLATES, TinyFacesDetector, craft_vgg16_bn_trunk,
                                load_tiny_faces, trunk_stages)
 from models.weights import save_safetensors_fp16
@@ -380,7 +381,7 @@ def train(args: argparse.Namespace) -> float:
             group["lr"] = lr
         rng = np.random.default_rng([args.seed, rank, it])
         images, labels, regs = sample_batch(rng, args.batch // world, args.crop, real, args.real_fraction)
-        with torch.autocast(device.type, torch.bfloat16, enabled=args.amp == "bf16"):
+        with autocast(device.type, args.amp):
             output = ddp_model(images.to(device, memory_format=memory_format))
         loss = detection_loss(output, labels.to(device), regs.to(device), rng)
         optimizer.zero_grad(set_to_none=True)

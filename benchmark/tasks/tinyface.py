@@ -59,8 +59,6 @@ from benchmark.report import (device_description, markdown_table, model_folder, 
                               write_json)
 from benchmark.report_html import write_task_report
 from models.mtcnn import mtcnn_detector
-from models.tiny_faces import TinyFacesDetector, load_tiny_faces
-from models.mtcnn import mtcnn_detector
 from models.tiny_faces import TEMPLATE_MODES, TinyFacesDetector, load_tiny_faces
 from models.weights import DETECTOR_WEIGHTS, TINY_FACES_R18, sha256_of
 
