@@ -28,9 +28,21 @@ def test_tiled_equals_untiled():
     assert np.abs(tiled.astype(int) - untiled).max() <= 1
 
 
-def test_tile_starts_cover_the_image():
-    assert restore._tile_starts(10, 32) == [0]
-    assert restore._tile_starts(70, 32) == [0, 32, 38]
+@pytest.mark.parametrize("h, w, tile", [(10, 20, 32), (70, 90, 32), (37, 1181, 64), (1000, 7, 16), (257, 256, 256)])
+def test_tile_grid_covers_the_image_once_within_the_tile(h, w, tile):
+    covered = np.zeros((h, w), int)
+    for y0, y1, x0, x1 in restore.tile_grid(h, w, tile, overlap=24):
+        assert 0 < (y1 - y0) * (x1 - x0) <= tile * tile
+        covered[y0:y1, x0:x1] += 1
+    assert (covered == 1).all()
+
+
+def test_tile_grid_cuts_equal_regions_with_the_least_context():
+    """A long strip becomes five equal full-height regions (not 100-pixel squares); a 300x300 image two halves, a
+    third of the pixels four shifted 256-pixel squares with 24 pixels of context would compute."""
+    assert restore.tile_grid(50, 1000, 100, 8) == [(0, 50, 200 * k, 200 * (k + 1)) for k in range(5)]
+    assert restore.tile_grid(300, 300, 256, 24) == [(0, 300, 0, 150), (0, 300, 150, 300)]
+    assert restore.tile_grid(30, 40, 64, 24) == [(0, 30, 0, 40)]
 
 
 def test_cache_key_names_weights_and_settings(lite_restorer_model):
