@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmark import restore
+from benchmark import allocator, restore
 from benchmark.errors import InputError
 from models.amp import autocast
 
@@ -34,6 +34,7 @@ WORKLOADS = ("ic13", "wider_lr", "set5")
 RESTORERS = ("cajnn_lite_cpu", "cajnn_paper")
 MODES = {"fp32": (None, False), "bf16+cl": ("bf16", True)}
 PROBE_SHAPE = (1, 64, 192, 192)
+MALLOC = {False: "default", True: "kept"}  # whether the process keeps freed memory (`allocator`)
 
 
 @dataclass
@@ -134,15 +135,15 @@ def build_restorer(name: str, mode: Mode, device: torch.device) -> restore.Netwo
 
 
 def row(workload: str, model: str, mode: Mode, path: str, n: int, seconds: float, flops: int,
-        probe: float) -> dict:
+        probe: float, malloc: str = MALLOC[True]) -> dict:
     gflops = flops / seconds / 1e9
-    return {"workload": workload, "model": model, "mode": mode.name, "path": path, "n": n,
+    return {"workload": workload, "model": model, "mode": mode.name, "path": path, "malloc": malloc, "n": n,
             "s_per_image": seconds / n, "images_per_s": n / seconds, "gflops": gflops, "probe_gflops": probe,
             "ratio_to_probe": gflops / probe}
 
 
 def restorer_rows(workload: str, images: list[np.ndarray], name: str, mode: Mode, device: torch.device,
-                  probe: float) -> list[dict]:
+                  probe: float, malloc: str) -> list[dict]:
     """One-at-a-time and batched restoration of ``images`` (each after a warm-up on the first image)."""
     r = build_restorer(name, mode, device)
     flops = restorer_flops(r.model, [img.shape for img in images])
@@ -150,11 +151,12 @@ def restorer_rows(workload: str, images: list[np.ndarray], name: str, mode: Mode
     one = wall(lambda: [r(img) for img in images], device)
     r.restore_many(images[:1])
     many = wall(lambda: r.restore_many(images), device)
-    return [row(workload, name, mode, "one_at_a_time", len(images), one, flops, probe),
-            row(workload, name, mode, "batched", len(images), many, flops, probe)]
+    return [row(workload, name, mode, "one_at_a_time", len(images), one, flops, probe, malloc),
+            row(workload, name, mode, "batched", len(images), many, flops, probe, malloc)]
 
 
-def detector_rows(images: list[np.ndarray], mode: Mode, device: torch.device, probe: float) -> list[dict]:
+def detector_rows(images: list[np.ndarray], mode: Mode, device: torch.device, probe: float,
+                  malloc: str) -> list[dict]:
     """The bundled Tiny Faces detector's multi-scale test per WIDER image; FLOPs counted on a first, untimed pass."""
     from models.tiny_faces import TinyFacesDetector
     from models.weights import TINY_FACES_R18
@@ -166,15 +168,18 @@ def detector_rows(images: list[np.ndarray], mode: Mode, device: torch.device, pr
             detector(img)
     seconds = wall(lambda: [detector(img) for img in images], device)
     return [row("wider_hr", "tiny_faces_r18_wider", mode, "per_image", len(images), seconds,
-                counter.get_total_flops(), probe)]
+                counter.get_total_flops(), probe, malloc)]
 
 
 def run(workloads: list[str], restorers: list[str], limit: int, paper_limit: int, detector_limit: int,
         device: torch.device, shared: Path = SHARED_DATA) -> pd.DataFrame:
     """Every measurement as one row; probes are re-timed per mode before each group so a busy machine's drift
-    shows in both numbers of a ratio."""
+    shows in both numbers of a ratio. The first group runs twice: with glibc's own malloc settings (the baseline),
+    then, like everything after it, with freed memory kept (`allocator.keep_freed_memory`, which cannot be undone
+    within a process)."""
     modes = [Mode(k, *v) for k, v in MODES.items()]
     rows = []
+    kept = None
     for workload in workloads:
         images, description = load_workload(workload, limit, shared)
         print(f"{workload}: {description}, {len(images)} images, median {np.median([i.shape[1] for i in images]):.0f}"
@@ -182,20 +187,29 @@ def run(workloads: list[str], restorers: list[str], limit: int, paper_limit: int
         for name in restorers:
             subset = images[:paper_limit] if name == "cajnn_paper" else images
             for mode in modes:
-                rows += restorer_rows(workload, subset, name, mode, device, probe_gflops(mode, device))
+                if kept is None:
+                    baseline = restorer_rows(workload, subset, name, mode, device, probe_gflops(mode, device),
+                                             MALLOC[False])
+                    kept = allocator.keep_freed_memory()
+                    if kept:  # else (not glibc) the two runs would measure the same thing
+                        rows += baseline
+                        print_rows(baseline)
+                rows += restorer_rows(workload, subset, name, mode, device, probe_gflops(mode, device),
+                                      MALLOC[kept])
                 print_rows(rows[-2:])
     if detector_limit:
         hrs, description = wider_images(detector_limit, shared)
         print(f"tiny faces: WIDER val HR, {description}")
         for mode in modes:
-            rows += detector_rows(hrs, mode, device, probe_gflops(mode, device))
+            rows += detector_rows(hrs, mode, device, probe_gflops(mode, device), MALLOC[bool(kept)])
             print_rows(rows[-1:])
     return pd.DataFrame(rows)
 
 
 def print_rows(rows: list[dict]) -> None:
     for r in rows:
-        print(f"  {r['workload']:>8} {r['model']:>20} {r['mode']:>7} {r['path']:>13}: {r['s_per_image']:.3f} s/image, "
+        print(f"  {r['workload']:>8} {r['model']:>20} {r['mode']:>7} {r['path']:>13} ({r['malloc']}): "
+              f"{r['s_per_image']:.3f} s/image, "
               f"{r['images_per_s']:.2f} images/s, {r['gflops']:.1f} GFLOP/s = {r['ratio_to_probe']:.2f} of the probe "
               f"({r['probe_gflops']:.1f})", flush=True)
 
@@ -203,6 +217,12 @@ def print_rows(rows: list[dict]) -> None:
 def summary(table: pd.DataFrame) -> list[str]:
     """Ratios against issue 13's targets."""
     lines = []
+    if (table["malloc"] == MALLOC[True]).any():
+        default, table = (table[table["malloc"] == MALLOC[k]].set_index(["workload", "model", "mode", "path"])
+                          for k in (False, True))
+        for k, v in (default["s_per_image"] / table["s_per_image"]).dropna().items():
+            lines.append(f"freed memory kept vs malloc's default, {' '.join(k)}: {v:.2f}x")
+        table = table.reset_index()
     key = ["workload", "model", "path"]
     fp32 = table[table["mode"] == "fp32"].set_index(key)
     bf16 = table[table["mode"] == "bf16+cl"].set_index(key)

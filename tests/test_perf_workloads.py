@@ -28,6 +28,16 @@ def test_summary_gives_bf16_batching_and_ic13_ratios():
     assert "one at a time fp32 0.500 s/crop, best 0.100 s/crop: 5.00x" in lines
 
 
+def test_summary_compares_kept_freed_memory_with_the_default_and_rates_the_kept_rows():
+    fp32 = pw.Mode("fp32", None, False)
+    table = pd.DataFrame([pw.row("set5", "cajnn_lite_cpu", fp32, "one_at_a_time", 5, 3.0, 10**12, 100.0, "default"),
+                          pw.row("set5", "cajnn_lite_cpu", fp32, "one_at_a_time", 5, 2.0, 10**12, 100.0)])
+    lines = pw.summary(table)
+    assert "freed memory kept vs malloc's default, set5 cajnn_lite_cpu fp32 one_at_a_time: 1.50x" in lines
+    assert "fp32 set5 cajnn_lite_cpu one_at_a_time: 500 % of the probe (target >= 70 %)" in lines
+    assert sum("% of the probe" in line for line in lines) == 1
+
+
 def test_missing_workload_data_is_a_one_line_error(tmp_path, capsys):
     with pytest.raises(InputError, match="IC13"):
         pw.load_workload("ic13", 2, tmp_path)
