@@ -10,6 +10,8 @@ weights, which times the same as trained ones) and mode (fp32; bf16 autocast + c
 test (bundled weights) runs per WIDER image. GFLOP/s counts the useful work, `FlopCounterMode` on each image's own
 shape (padding and tile overlap are not counted, so they show as lost throughput); the probe is a 64->64 3x3
 convolution on a 1x64x192x192 input in the same dtype and memory format.
+Both paths are timed warm; the first group is also timed with malloc's default settings, the baseline of
+`benchmark.allocator`.
 """
 from __future__ import annotations
 
@@ -149,7 +151,8 @@ def restorer_rows(workload: str, images: list[np.ndarray], name: str, mode: Mode
     so both paths are measured warm; a task pays that once per new shape."""
     r = build_restorer(name, mode, device)
     flops = restorer_flops(r.model, [img.shape for img in images])
-    [r(img) for img in images]
+    for img in images:
+        r(img)
     one = wall(lambda: [r(img) for img in images], device)
     r.restore_many(images)
     many = wall(lambda: r.restore_many(images), device)

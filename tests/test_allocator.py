@@ -30,7 +30,7 @@ def page_faults(malloc: str | None) -> tuple[str, int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings: Linux only")
 def test_kept_memory_is_reused_without_page_faults():
     """A second pass over the same large temporaries: glibc's defaults fault every page back in (80 k faults of
-    4 KiB here); with the freed memory kept, at most a third of that (measured 25 k)."""
+    4 KiB here); with the freed memory kept, under half of that (measured 25 k)."""
     default_kept, default_faults = page_faults("default")
     kept, faults = page_faults(None)
     assert (default_kept, kept) == ("False", "True")

@@ -1,7 +1,6 @@
 """run_all.py --task ocr: Table II files and columns, reuse of finished variants, the Python API, one-line errors."""
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +13,7 @@ from benchmark.datasets.icdar import GT_FILE, IMAGES_DIR, encode_png, write_flat
 from benchmark.datasets.synth_text import generate_icdar2013, sample
 from benchmark.degrade import imresize, jpeg
 from benchmark.tasks import ocr
+from fakes import render_word
 from models.weights import RECOGNIZER
 
 BUNDLED = RECOGNIZER.path.stem  # the bundled recognizer's folder under --out
@@ -319,12 +319,3 @@ def test_amp_reaches_the_bundled_recognizer_and_its_reuse_key():
     with pytest.raises(ValueError, match="amp"):
         ocr.recognizer_from_file(RECOGNIZER.path, amp="int8")
 
-
-def render_word(word: str) -> np.ndarray:
-    """A clean dark-on-light rendering of ``word`` (DejaVu Sans, 40 px), RGB uint8."""
-    import matplotlib
-    from PIL import Image, ImageDraw, ImageFont
-    font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), 40)
-    image = Image.new("RGB", (int(font.getlength(word)) + 20, 56), (240, 240, 230))
-    ImageDraw.Draw(image).text((10, 4), word, fill=(20, 20, 60), font=font)
-    return np.asarray(image)
