@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="time the restorers on these workloads and the detector per WIDER image")
     w.add_argument("--restorers", nargs="+", default=list(perf_workloads.RESTORERS))
     w.add_argument("--limit", type=int, default=16, help="images per workload (default 16)")
-    w.add_argument("--paper-limit", type=int, default=2, help="images per workload for cajnn_paper (default 2)")
+    w.add_argument("--paper-limit", type=int, default=2,
+                   help="images per workload for the paper-size restorers cajnn_paper and realesrgan_x4plus (default 2)")
     w.add_argument("--detector-limit", type=int, default=2, help="WIDER images for the detector (0: skip)")
     w.add_argument("--csv", type=Path, default=Path("results/perf/workloads.csv"))
     args = p.parse_args(argv)

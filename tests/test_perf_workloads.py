@@ -1,11 +1,15 @@
-"""benchmark/perf_workloads.py: FLOPs counted per image shape, the summary's ratios, a missing workload's error."""
+"""benchmark/perf_workloads.py: FLOPs counted per image shape and per detector call, the detectors timed in each
+mode, the summary's ratios, a missing workload's error."""
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 from torch import nn
 
 from benchmark import perf_workloads as pw
 from benchmark.errors import InputError
 from benchmark.perf import main
+from models.weights import package_dir
 
 
 def test_restorer_flops_sums_each_image_shape():
@@ -13,6 +17,28 @@ def test_restorer_flops_sums_each_image_shape():
     shapes = [(10, 12, 3), (10, 12, 3), (5, 4, 3)]
     assert pw.restorer_flops(conv, shapes) == 2 * 3 * 8 * 9 * (120 + 120 + 20)
     assert conv.weight.device.type == "cpu"  # counted on a meta copy
+
+
+def test_detector_rows_count_the_flops_of_every_call():
+    conv = nn.Conv2d(3, 8, 3, padding=1)
+
+    def detector(img):
+        with torch.no_grad():
+            conv(torch.from_numpy(img).permute(2, 0, 1)[None].float())
+        return np.zeros((0, 5), np.float32)
+
+    images = [np.zeros((10, 12, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)]
+    [r] = pw.detector_rows(images, "toy", detector, pw.Mode("fp32", None, False), torch.device("cpu"), 1.0, "kept")
+    assert (r["workload"], r["model"], r["path"], r["n"]) == ("wider_hr", "toy", "per_image", 2)
+    assert r["gflops"] * r["s_per_image"] * 2 * 1e9 == pytest.approx(2 * 3 * 8 * 9 * (120 + 20))
+
+
+def test_mtcnn_is_timed_in_fp32_only():
+    if package_dir("facenet_pytorch") is None:
+        pytest.skip("MTCNN's weights come from facenet-pytorch: pip install --no-deps facenet-pytorch")
+    fp32 = [name for name, _ in pw.detectors(pw.Mode("fp32", None, False), torch.device("cpu"))]
+    bf16 = [name for name, _ in pw.detectors(pw.Mode("bf16+cl", "bf16", True), torch.device("cpu"))]
+    assert fp32 == ["tiny_faces_r18_wider", "mtcnn"] and bf16 == ["tiny_faces_r18_wider"]
 
 
 def test_summary_gives_bf16_batching_and_ic13_ratios():
@@ -26,6 +52,14 @@ def test_summary_gives_bf16_batching_and_ic13_ratios():
     assert "bf16+cl vs fp32, ic13 cajnn_lite_cpu batched: 4.00x" in lines
     assert "batched vs one at a time, ic13 cajnn_lite_cpu fp32: 1.25x" in lines
     assert "one at a time fp32 0.500 s/crop, best 0.100 s/crop: 5.00x" in lines
+
+
+def test_summary_holds_only_the_restorers_to_the_probe_target():
+    fp32 = pw.Mode("fp32", None, False)
+    lines = pw.summary(pd.DataFrame([pw.row("wider_hr", "mtcnn", fp32, "per_image", 2, 2.0, 10**11, 100.0),
+                                     pw.row("set5", "cajnn_lite_cpu", fp32, "batched", 2, 2.0, 10**11, 100.0)]))
+    assert "fp32 wider_hr mtcnn per_image: 50 % of the probe" in lines
+    assert "fp32 set5 cajnn_lite_cpu batched: 50 % of the probe (target >= 70 %)" in lines
 
 
 def test_summary_compares_kept_freed_memory_with_the_default_and_rates_the_kept_rows():
