@@ -1,31 +1,34 @@
-"""Freed CPU memory kept for reuse (glibc malloc) instead of being returned to the system and faulted back in.
+"""Large CPU tensors on 2 MiB transparent huge pages, so that the memory of a freed feature map costs one page
+fault per 2 MiB, not per 4 KiB, when it is mapped again.
 
-glibc serves each allocation above its mmap threshold (128 KiB, adapting up to 32 MiB) with fresh pages and
-unmaps them on free, so every large feature map a network allocates costs a page fault per 4 KiB on first
-touch; a restorer whose inputs change size on every call pays it on every tensor. Serving all allocations from
-the heap and trimming it only past 256 MiB of free memory turns those into reuse of pages already mapped. PyTorch's CPU tuning guide gets
-the same by preloading jemalloc or tcmalloc; this needs no preload. The cost is memory: up to 256 MiB of free heap
-is kept, and the heap fragments. `cajnn_lite` (bf16) on the 12 largest IC13 crops: 1.13x faster, peak RSS 1.56 ->
-2.24 GB (2.70 GB when keeping up to 2 GiB, at the same speed).
+glibc serves each allocation above its mmap threshold (at most 32 MiB) with fresh pages and unmaps them on free,
+so a network whose inputs change size on every call faults every page of every large feature map in again.
+PyTorch's CPU allocator puts tensors of 2 MiB and more on transparent huge pages when ``THP_MEM_ALLOC_ENABLE=1``
+is in the environment at its first allocation (PyTorch >= 2.2); the memory is still returned to the system on
+free, so peak memory stays that of 4 KiB pages. (Keeping freed memory in glibc's heap instead, with ``mallopt``,
+was about as fast but fragmented the heap without bound on the face task; README, Performance.)
 """
 from __future__ import annotations
 
-import ctypes
 import os
-import sys
+from pathlib import Path
 
-M_TRIM_THRESHOLD = -1  # mallopt parameters, glibc malloc.h
-M_MMAP_MAX = -4
-OPT_OUT = "CARSR_MALLOC"  # CARSR_MALLOC=default keeps glibc's own settings
+SWITCH = "THP_MEM_ALLOC_ENABLE"  # PyTorch's own; THP_MEM_ALLOC_ENABLE=0 in the environment keeps 4 KiB pages
+THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
-def keep_freed_memory() -> bool:
-    """Serve every allocation from the heap and keep up to 256 MiB of freed memory at its top. Returns whether
-    the settings took: False off Linux/glibc, or with ``CARSR_MALLOC=default`` in the environment."""
-    if not sys.platform.startswith("linux") or os.environ.get(OPT_OUT) == "default":
-        return False
+def use_huge_pages() -> bool:
+    """Ask PyTorch for transparent huge pages unless the environment already says (``THP_MEM_ALLOC_ENABLE=0``
+    keeps 4 KiB pages); returns whether they are asked for and the kernel has them (Linux, THP mode ``always`` or
+    ``madvise``). PyTorch reads the switch once, at the process's first tensor, so `benchmark/__init__.py` calls
+    this before any of the suite's modules makes one."""
+    if SWITCH not in os.environ and huge_pages_available():
+        os.environ[SWITCH] = "1"
+    return os.environ.get(SWITCH, "0") != "0" and huge_pages_available()
+
+
+def huge_pages_available() -> bool:
     try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc (musl, ...)
+        return "[never]" not in THP_MODE.read_text()
+    except OSError:  # not Linux, or a kernel without THP
         return False
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 256 * 2**20))

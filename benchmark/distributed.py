@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from benchmark.allocator import keep_freed_memory
 from benchmark.errors import InputError
 from benchmark.restore import resolve_device
 
@@ -31,9 +30,7 @@ class Context:
 
 
 def init(device: str = "auto") -> Context:
-    """Join the process group when started by torchrun; each GPU rank gets its own device. Every task and trainer
-    starts here, so this is also where the process keeps freed CPU memory for reuse (`allocator`)."""
-    keep_freed_memory()
+    """Join the process group when started by torchrun; each GPU rank gets its own device."""
     torch_device = resolve_device(device)
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return Context(0, 1, torch_device)

@@ -109,7 +109,7 @@ def workloads_main(args: argparse.Namespace) -> int:
     device = restore.resolve_device(args.device)
     print(f"device: {device} ({torch.get_num_threads()} threads), torch {torch.__version__}")
     table = perf_workloads.run(args.workload, args.restorers, args.limit, args.paper_limit, args.detector_limit,
-                               device)
+                               device, page_baseline=not args.no_page_baseline)
     write_csv(table, args.csv)
     print(markdown_table(table.round(3)))
     print("\n".join(perf_workloads.summary(table)))
@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--paper-limit", type=int, default=2,
                    help="images per workload for the paper-size restorers cajnn_paper and realesrgan_x4plus (default 2)")
     w.add_argument("--detector-limit", type=int, default=2, help="WIDER images for the detector (0: skip)")
+    w.add_argument("--no-page-baseline", action="store_true", help="skip timing the first group again on 4 KiB "
+                   "pages in a child process (the baseline of the huge pages the suite uses)")
     w.add_argument("--csv", type=Path, default=Path("results/perf/workloads.csv"))
     args = p.parse_args(argv)
     if args.workload:

