@@ -347,8 +347,10 @@ TINY_FACES_VGG16 = Weights(
         # ResNet-18 TINY_FACES_R18 there: 0.634 / 0.665 / 0.557
         "val_ap_heldout_wider_train": [0.797, 0.809, 0.714],
         # python run_all.py --task tinyface --data-root ../shared/data/widerface --detector-weights
-        #     tiny_faces_vgg16_craft --variants hr --amp bf16 --channels-last (297 real val images)
-        "ap_real_wider_val_297": {"hr": [0.764, 0.740, 0.623]},
+        #     tiny_faces_vgg16_craft --variants hr --amp bf16 --channels-last (297 real val images); the LR rows:
+        #     --variants lr lr_cajnn lr_bicubic (lr_cajnn: bundled cajnn_lite_cpu)
+        "ap_real_wider_val_297": {"hr": [0.764, 0.740, 0.623], "lr": [0.767, 0.639, 0.210],
+                                  "lr_bicubic": [0.781, 0.682, 0.346], "lr_cajnn": [0.766, 0.678, 0.397]},
     },
 )
 
