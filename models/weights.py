@@ -281,6 +281,9 @@ CAJNN_PAPER_GPU = Weights(
         # the same on all 297 real val images in ../shared, --amp bf16 --channels-last (README, Table III)
         "ap_mtcnn_real_wider_297": {"lr": [0.777, 0.479, 0.142], "lr_bicubic": [0.819, 0.671, 0.227],
                                     "lr_cajnn": [0.829, 0.697, 0.247]},
+        # --detector-weights tiny_faces_vgg16_craft --variants lr_cajnn, two torchrun ranks (README, Table III); that
+        # detector's lr / lr_bicubic rows: TINY_FACES_VGG16
+        "ap_tiny_faces_vgg16_real_wider_297": {"lr_cajnn": [0.776, 0.698, 0.416]},
     },
 )
 
