@@ -22,9 +22,10 @@ def use_huge_pages() -> bool:
     keeps 4 KiB pages); returns whether they are asked for and the kernel has them (Linux, THP mode ``always`` or
     ``madvise``). PyTorch reads the switch once, at the process's first tensor, so `benchmark/__init__.py` calls
     this before any of the suite's modules makes one."""
-    if SWITCH not in os.environ and huge_pages_available():
-        os.environ[SWITCH] = "1"
-    return os.environ.get(SWITCH, "0") != "0" and huge_pages_available()
+    if not huge_pages_available():
+        return False
+    os.environ.setdefault(SWITCH, "1")
+    return os.environ[SWITCH] != "0"
 
 
 def huge_pages_available() -> bool:
