@@ -9,7 +9,7 @@ from benchmark.degrade import degrade, imresize, modcrop
 from benchmark.images import read_image
 from models.cajnn import cajnn_lite
 from models.car import dncnn3
-from models.rrdb import RRDBNet
+from models.rrdb import RRDBNet, ResidualDenseBlock
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,23 @@ def test_cache_key_names_weights_and_settings(lite_restorer_model):
     b = restore.NetworkRestorer(lite_restorer_model, "cajnn", 4, "abc", device="cpu", amp="bf16")
     c = restore.NetworkRestorer(lite_restorer_model, "cajnn", 4, "abc", device="cpu", channels_last=True)
     assert "abc" in a.cache_key and len({a.cache_key, b.cache_key, c.cache_key}) == 3
+
+
+def _residual_in_two_roundings(self, x):
+    """ResidualDenseBlock's sum as session 8 wrote it (x5 * 0.2 + x): the same function, other bf16 rounding."""
+    x1 = self.lrelu(self.conv1(x))
+    x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
+    x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
+    x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+    return self.conv5(torch.cat((x, x1, x2, x3, x4), 1)) * 0.2 + x
+
+
+def test_cache_key_changes_with_the_forward_code(lite_restorer_model, monkeypatch):
+    """Outputs cached before a change to a network's forward code are not served after it; same code, same key."""
+    key = restore.NetworkRestorer(lite_restorer_model, "cajnn", 4, "abc", device="cpu").cache_key
+    assert restore.NetworkRestorer(cajnn_lite(), "cajnn", 4, "abc", device="cpu").cache_key == key
+    monkeypatch.setattr(ResidualDenseBlock, "forward", _residual_in_two_roundings)
+    assert restore.NetworkRestorer(lite_restorer_model, "cajnn", 4, "abc", device="cpu").cache_key != key
 
 
 def test_bf16_autocast_close_to_fp32(lite_restorer_model):
