@@ -34,8 +34,9 @@ class ResidualDenseBlock(nn.Module):
         x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
         x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
         x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
-        x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
-        return torch.add(x, x5, alpha=0.2)  # x5 * 0.2 + x in one pass over memory
+        # BasicSR's form. Not torch.add(x, x5, alpha=0.2): on bf16 tensors that rounds alpha to bf16 (0.2002), a
+        # bias that grows through the blocks (-0.01 dB on Set5 for the paper-size CAJNN).
+        return self.conv5(torch.cat((x, x1, x2, x3, x4), 1)) * 0.2 + x
 
 
 class RRDB(nn.Module):
@@ -48,7 +49,7 @@ class RRDB(nn.Module):
         self.rdb3 = ResidualDenseBlock(num_feat, num_grow)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.add(x, self.rdb3(self.rdb2(self.rdb1(x))), alpha=0.2)
+        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
 
 
 class RRDBNet(nn.Module):

@@ -5,7 +5,7 @@ import torch
 from benchmark.errors import InputError
 from models.cajnn import CAJNN, CONFIGS, cajnn_lite, cajnn_paper, load_cajnn
 from models.car import dncnn3, load_dncnn3
-from models.rrdb import basicsr_to_esrgan, esrgan_to_basicsr, load_rrdb, rrdbnet_esrgan_psnr
+from models.rrdb import RRDB, ResidualDenseBlock, basicsr_to_esrgan, esrgan_to_basicsr, load_rrdb, rrdbnet_esrgan_psnr
 from models.weights import CAJNN_LITE_CPU, save_safetensors_fp16, sha256_of
 
 
@@ -29,6 +29,22 @@ def test_cajnn_output_shape_and_global_skip():
             p.zero_()
         skip = torch.nn.functional.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
         assert torch.allclose(model(x), skip)
+
+
+def test_residual_scale_is_exactly_0_2_in_bf16():
+    """Known answer: with zero weights the block adds 0.2 x (its last conv's bias). 9 x 0.2 = 1.8 rounds to
+    1.796875 in bf16; a scale rounded to bf16 first (0.2002, what torch.add(..., alpha=0.2) does on bf16 tensors)
+    gives 1.8046875. The RRDB's own 0.2 of an RDB output of 9 (= 0.2 x 45) gives the same."""
+    rdb, rrdb = ResidualDenseBlock(8, 4), RRDB(8, 4)
+    for block, last in ((rdb, rdb), (rrdb, rrdb.rdb3)):
+        with torch.no_grad():
+            for p in block.parameters():
+                p.zero_()
+            last.conv5.bias.fill_(9.0 if block is rdb else 45.0)
+        x = torch.zeros(1, 8, 5, 5, dtype=torch.bfloat16)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            out = block(x)
+        assert out.dtype == torch.bfloat16 and torch.all(out == 1.796875), out.unique()
 
 
 def test_dncnn3_kair_key_layout():
