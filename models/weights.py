@@ -285,6 +285,12 @@ CAJNN_PAPER_GPU = Weights(
         # --detector-weights tiny_faces_vgg16_craft --variants lr_cajnn, two torchrun ranks (README, Table III); that
         # detector's lr / lr_bicubic rows: TINY_FACES_VGG16
         "ap_tiny_faces_vgg16_real_wider_297": {"lr_cajnn": [0.776, 0.698, 0.416]},
+        # python run_all.py --task ocr --data-root ../shared/data/text/IC13 --recognizers bundled easyocr-g2 tesseract
+        #     --variants raw cajnn_x4 cajnn_x4_down bicubic_x4 --cajnn-weights cajnn_paper_gpu --amp bf16
+        #     --channels-last (README, Table II); accuracy % of the 1,095 crops: raw, cajnn_x4, cajnn_x4_down,
+        #     bicubic_x4
+        "ic13_accuracy": {"tps_resnet_bilstm_attn_160": [70.87, 71.05, 70.87, 70.78],
+                          "english_g2": [76.89, 76.16, 76.71, 76.44], "tesseract": [74.25, 74.43, 74.25, 75.16]},
     },
 )
 
