@@ -1,10 +1,11 @@
 """Restoration stage: uint8 RGB HxWx3 in, uint8 RGB (sH)x(sW)x3 out (DESIGN 1).
 
 Every restorer has a ``name``, a ``scale`` and a stable ``cache_key`` (name + weights sha256 + settings + a digest
-of the network's forward code), so a cached output is reused only when it would be recomputed identically. Networks run under ``inference_mode``,
-batched, tiled with overlap (bounded memory, same result as untiled up to 1/255), optionally with autocast and
-the x8 geometric self-ensemble. `restore_many` restores many small images of different sizes in a few batched
-forwards (size buckets, padded and masked so each output equals its one-at-a-time result up to 1/255).
+of the network's forward code), so a cached output is reused only when it would be recomputed identically.
+Networks run under ``inference_mode``, batched, tiled with overlap (bounded memory, same result as untiled up to
+1/255), optionally with autocast and the x8 geometric self-ensemble. `restore_many` restores many small images
+of different sizes in a few batched forwards (size buckets, padded and masked so each output equals its
+one-at-a-time result up to 1/255).
 """
 from __future__ import annotations
 
