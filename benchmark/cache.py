@@ -1,6 +1,6 @@
 """LMDB cache of restored images, keyed by the restorer's ``cache_key`` and the image (DESIGN 8).
 
-A second run with the same restorer (same name, weights sha256, settings and forward code) reads its outputs instead
+A second run with the same restorer (same name, weights sha256, settings and code) reads its outputs instead
 of recomputing them, so trying another recognizer or detector never redoes restoration. The image part of the key is
 a digest of the input pixels (shape, dtype, bytes) rather than a file name: two datasets that both hold a
 ``word_1.png`` never share an entry, and a changed file is never served a stale output. Each entry keeps the seconds

@@ -1,7 +1,7 @@
 """Restoration stage: uint8 RGB HxWx3 in, uint8 RGB (sH)x(sW)x3 out (DESIGN 1).
 
 Every restorer has a ``name``, a ``scale`` and a stable ``cache_key`` (name + weights sha256 + settings + a digest
-of the network's forward code), so a cached output is reused only when it would be recomputed identically.
+of the code that computes it), so a cached output is reused only when it would be recomputed identically.
 Networks run under ``inference_mode``, batched, tiled with overlap (bounded memory, same result as untiled up to
 1/255), optionally with autocast and the x8 geometric self-ensemble. `restore_many` restores many small images
 of different sizes in a few batched forwards (size buckets, padded and masked so each output equals its
@@ -10,8 +10,7 @@ one-at-a-time result up to 1/255).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import inspect
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from models.cajnn import load_cajnn
 from models.car import load_arcnn, load_dncnn3
 from models.rrdb import load_rrdb, realesrgan_x4plus as realesrgan_x4plus_net, realesrgan_x4plus_weights
 from models.srvgg import realesr_animevideov3 as realesr_animevideov3_net, realesr_animevideov3_weights
-from models.weights import CAJNN_LITE_CPU, CAJNN_WEIGHTS, sha256_of
+from models.weights import CAJNN_LITE_CPU, CAJNN_WEIGHTS, code_digest, sha256_of
 
 
 class Restorer(Protocol):
@@ -73,9 +72,9 @@ class Bicubic:
     def name(self) -> str:
         return f"bicubic_x{self.scale}"
 
-    @property
+    @functools.cached_property
     def cache_key(self) -> str:
-        return self.name
+        return f"{self.name}|code={code_digest(imresize)}"
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         return imresize(img, self.scale)
@@ -126,18 +125,6 @@ def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,njhw->nihw", m_inv, x - o[None, :, None, None])
 
 
-def forward_code_digest(model: nn.Module) -> str:
-    """sha256 (12 hex digits) of the ``forward`` source of every module type in ``model``: part of a restorer's
-    cache key, so that outputs cached before a change to how the network computes (e.g. a residual sum written
-    another way, which moves bf16 results) are never served after it."""
-    digest = hashlib.sha256()
-    for cls in sorted({type(m) for m in model.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
-        digest.update(f"{cls.__module__}.{cls.__qualname__}\n".encode())
-        with contextlib.suppress(OSError, TypeError):  # no source (compiled or generated code): its name stands in
-            digest.update(inspect.getsource(cls.forward).encode())
-    return digest.hexdigest()[:12]
-
-
 class NetworkRestorer:
     """A restoration network (RGB [0,1] NCHW -> RGB at ``scale`` x) as a uint8 image restorer.
 
@@ -165,7 +152,7 @@ class NetworkRestorer:
             raise ValueError("a Y-channel restorer must keep the size (scale 1)")
         self.name = name + ("_ensemble" if ensemble else "")
         self.cache_key = (f"{self.name}|{weights_sha256}|amp={amp}|channels_last={channels_last}|"
-                          f"tile_grid={tile}px2|overlap={overlap}|code={forward_code_digest(model)}")
+                          f"tile_grid={tile}px2|overlap={overlap}|code={code_digest(self, model)}")
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -365,9 +352,9 @@ class ThenDownsample:
 
     scale = 1
 
-    @property
+    @functools.cached_property
     def cache_key(self) -> str:
-        return f"{self.restorer.cache_key}>>down"
+        return f"{self.restorer.cache_key}>>down|code={code_digest(imresize)}"
 
     def downsample(self, restored: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
         """The restorer's output ``restored`` brought back to ``input_shape``."""

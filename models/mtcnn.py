@@ -18,7 +18,7 @@ from torch import nn
 from torchvision.ops import nms
 
 from benchmark.errors import InputError
-from models.weights import load_weights, package_dir, sha256_of
+from models.weights import code_digest, load_weights, package_dir, sha256_of
 
 # facenet-pytorch's MTCNN defaults (the original release's): a face pyramid shrinking by 0.709 per level, the
 # score thresholds of the three stages, the input normalisation (x - 127.5) / 128, and its R/O-Net batch size.
@@ -306,10 +306,11 @@ class MTCNNDetector:
 
     @property
     def cache_key(self) -> str:
-        """Identity for reusing a finished row: the weight files' sha256 and the settings."""
+        """Identity for reusing a finished row: the weight files' sha256, the settings and the code's digest."""
         files = "|".join(f"{name}={sha256_of(path)}" for name, path in self.nets.files.items())
+        code = code_digest(self, self.nets.pnet, self.nets.rnet, self.nets.onet)
         return (f"mtcnn|{files}|min_face_size={self.min_face_size}|thresholds={list(self.thresholds)}|"
-                f"factor={self.factor}")
+                f"factor={self.factor}|code={code}")
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return detect(self.nets, image, self.min_face_size, self.thresholds, self.factor)

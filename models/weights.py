@@ -6,9 +6,13 @@ Checkpoints are read with ``weights_only=True`` (pickles) or from safetensors; l
 """
 from __future__ import annotations
 
+import ast
+import contextlib
 import hashlib
 import importlib.util
+import inspect
 import json
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -37,6 +41,40 @@ def sha256_of(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def code_digest(*objects: object) -> str:
+    """sha256 (12 hex digits) of the code that computes a result: the Python modules defining ``objects``
+    (modules, classes, functions; an instance stands for its class, an ``nn.Module`` for the classes of all its
+    submodules), comments, docstrings and layout aside. Part of every reuse key (restored images, recognizer and
+    detector rows), so that a result computed before a change to that code is never reused after it. torch's own
+    modules are left out (its kernels, which do the arithmetic, are versioned with the install, not its Python);
+    a module without source counts by its name."""
+    found: set[types.ModuleType] = set()
+    for obj in objects:
+        owners = {type(m) for m in obj.modules()} if isinstance(obj, nn.Module) else \
+            [obj if isinstance(obj, (types.ModuleType, type, types.FunctionType)) else type(obj)]
+        found.update(inspect.getmodule(owner) for owner in owners)
+    digest = hashlib.sha256()
+    for module in sorted((m for m in found if m and m.__name__.split(".")[0] != "torch"), key=lambda m: m.__name__):
+        digest.update(f"{module.__name__}\n".encode())
+        with contextlib.suppress(OSError, TypeError, SyntaxError):
+            digest.update(ast.dump(_without_docstrings(ast.parse(_module_source(module)))).encode())
+    return digest.hexdigest()[:12]
+
+
+def _module_source(module: types.ModuleType) -> str:
+    """The source file of ``module`` as it is on disk now."""
+    return Path(inspect.getsourcefile(module)).read_text(encoding="utf-8")
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body and \
+                isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant) and \
+                isinstance(node.body[0].value.value, str):
+            node.body = node.body[1:]
+    return tree
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,17 @@ def private_cache_home(tmp_path_factory):
         os.environ["XDG_CACHE_HOME"] = previous
 
 
+@pytest.fixture
+def edit_code(monkeypatch):
+    """``edit_code("pkg.module")``: from then on `code_digest` reads that module with one more statement, as if
+    someone had changed its code (the file itself is untouched)."""
+    from models import weights
+    original, edited = weights._module_source, set()
+    monkeypatch.setattr(weights, "_module_source",
+                        lambda module: original(module) + ("\nEDITED = 1\n" if module.__name__ in edited else ""))
+    return edited.add
+
+
 @pytest.fixture(scope="session")
 def tiny_recognizer(tmp_path_factory):
     """A small random None-VGG-BiLSTM-CTC in the save_recognizer format (fast; predictions are arbitrary)."""

@@ -110,12 +110,14 @@ def test_random_cascade_runs_every_stage_and_checks_its_input():
         M.detect(nets, image.astype(np.float32))
 
 
-def test_detector_identity(weights_dir):
+def test_detector_identity(weights_dir, edit_code):
     detector = M.mtcnn_detector(min_face_size=15)
     assert detector.name == "mtcnn"
     key = detector.cache_key
     assert sha256_of(weights_dir / "onet.pt") in key and "min_face_size=15" in key and "factor=0.709" in key
     assert M.mtcnn_detector().cache_key != key and M.mtcnn_detector(min_face_size=15).cache_key == key
+    edit_code("models.mtcnn")
+    assert detector.cache_key != key
 
 
 def test_equals_facenet_pytorch_detect_on_real_widerface_images(shared_data, weights_dir, facenet_mtcnn):

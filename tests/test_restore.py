@@ -9,7 +9,7 @@ from benchmark.degrade import degrade, imresize, modcrop
 from benchmark.images import read_image
 from models.cajnn import cajnn_lite
 from models.car import dncnn3
-from models.rrdb import RRDBNet, ResidualDenseBlock
+from models.rrdb import RRDBNet
 
 
 @pytest.fixture(scope="module")
@@ -52,20 +52,20 @@ def test_cache_key_names_weights_and_settings(lite_restorer_model):
     assert "abc" in a.cache_key and len({a.cache_key, b.cache_key, c.cache_key}) == 3
 
 
-_RDB_FORWARD = ResidualDenseBlock.forward
-
-
-def _rdb_forward_rewritten(self, x):
-    """ResidualDenseBlock's forward written anew (other source; here the same function)."""
-    return _RDB_FORWARD(self, x)
-
-
-def test_cache_key_changes_with_the_forward_code(lite_restorer_model, monkeypatch):
-    """Outputs cached before a change to a network's forward code are not served after it; same code, same key."""
+def test_cache_keys_change_with_the_code_that_computes_them(lite_restorer_model, edit_code):
+    """Outputs cached before a change to a network's code, the restorer's or MATLAB bicubic's are not served
+    after it; the same code gives the same key."""
     key = restore.NetworkRestorer(lite_restorer_model, "cajnn", 4, "abc", device="cpu").cache_key
     assert restore.NetworkRestorer(cajnn_lite(), "cajnn", 4, "abc", device="cpu").cache_key == key
-    monkeypatch.setattr(ResidualDenseBlock, "forward", _rdb_forward_rewritten)
-    assert restore.NetworkRestorer(lite_restorer_model, "cajnn", 4, "abc", device="cpu").cache_key != key
+    bicubic, down = restore.Bicubic(4).cache_key, restore.ThenDownsample(restore.Identity()).cache_key
+    edit_code("models.rrdb")
+    after_rrdb = restore.NetworkRestorer(lite_restorer_model, "cajnn", 4, "abc", device="cpu").cache_key
+    edit_code("benchmark.restore")
+    after_restore = restore.NetworkRestorer(lite_restorer_model, "cajnn", 4, "abc", device="cpu").cache_key
+    assert len({key, after_rrdb, after_restore}) == 3 and restore.Bicubic(4).cache_key == bicubic
+    edit_code("benchmark.degrade")
+    assert restore.Bicubic(4).cache_key != bicubic
+    assert restore.ThenDownsample(restore.Identity()).cache_key != down
 
 
 def test_bf16_autocast_close_to_fp32(lite_restorer_model):

@@ -28,6 +28,18 @@ def icdar_dir(tmp_path_factory):
     return root
 
 
+def test_degraded_data_digest_follows_the_degradation_code(tmp_path, icdar_dir, edit_code):
+    """Predictions on crops degraded by other MATLAB-bicubic or JPEG code are not reused; undegraded data's
+    identity does not depend on that code."""
+    def digest(**degradation):
+        return ocr.load_dataset(str(icdar_dir), "all", 0, None, tmp_path, **degradation).digest
+
+    raw, down, jpeg = digest(), digest(lr_downscale=2), digest(lr_jpeg_quality=30)
+    assert len({raw, down, jpeg}) == 3 and digest(lr_downscale=2) == down
+    edit_code("benchmark.degrade")
+    assert digest() == raw and digest(lr_downscale=2) != down and digest(lr_jpeg_quality=30) != jpeg
+
+
 def test_embedded_default_end_to_end_and_reuse(tmp_path, capsys):
     out = tmp_path / "ocr"
     args = ["--task", "ocr", "--limit", "3", "--out", str(out), "--device", "cpu"]
@@ -304,12 +316,24 @@ def test_bundled_cajnn_weights_by_name():
     assert restore.count_params(restore.cajnn("cajnn_lite_cpu", device="cpu")) == 835_843
 
 
+def test_recognizer_reuse_key_changes_with_the_recognition_code(edit_code):
+    """Predictions made before a change to the recognizer's code (its network's modules, its transform and
+    decoding) are not reused after it; the same code, the same key."""
+    key = ocr.build_recognizer("bundled", None, "cpu", 8)[1]
+    assert RECOGNIZER.path.name in key and ocr.build_recognizer("bundled", None, "cpu", 8)[1] == key
+    keys = {key}
+    for module in ("models.text.tps", "models.text.converters", "models.text.model"):
+        edit_code(module)
+        keys.add(ocr.build_recognizer("bundled", None, "cpu", 8)[1])
+    assert len(keys) == 4
+
+
 def test_amp_reaches_the_bundled_recognizer_and_its_reuse_key():
     """--amp bf16 runs the recognizer's convolutions in bf16, reads clean rendered words as float32 does, and keys
     its predictions apart from float32's; an unknown amp is refused."""
     fp32, fp32_key = ocr.build_recognizer("bundled", None, "cpu", 8)
     bf16, bf16_key = ocr.build_recognizer("bundled", None, "cpu", 8, amp="bf16")
-    assert bf16_key == fp32_key + "|amp=bf16"
+    assert bf16_key == fp32_key.replace("|code=", "|amp=bf16|code=")
     dtypes = []
     bf16.model.FeatureExtraction.register_forward_hook(lambda module, args, output: dtypes.append(output.dtype))
     words = ["harbour", "exit", "42nd", "coffee", "station", "market", "street"]

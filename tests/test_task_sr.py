@@ -10,14 +10,17 @@ import torch
 
 from benchmark import restore
 from benchmark.cli import main
+from benchmark.degrade import degrade
+from benchmark.images import write_image
+from benchmark.metrics.image_quality import psnr
 from benchmark.progress import ProgressLog
 from benchmark.tasks import sr as sr_task
-from benchmark.images import write_image
+from models.weights import code_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_embedded_default_writes_table_one(tmp_path, capsys):
+def test_embedded_default_writes_table_one(tmp_path, capsys, edit_code):
     out = tmp_path / "sr"
     args = ["--task", "sr", "--limit", "1", "--qf", "10", "40", "--methods", "bicubic", "rrdb", "cajnn",
             "--out", str(out), "--device", "cpu"]
@@ -40,6 +43,12 @@ def test_embedded_default_writes_table_one(tmp_path, capsys):
     # a second run reuses every finished row: same numbers, including the measured runtime
     assert main(args) == 0
     assert pd.read_csv(out / "table1_long.csv").equals(long)
+    # a change to the metric's code is a change of protocol: every computed row is scored again
+    edit_code("benchmark.metrics.image_quality")
+    assert main(args) == 0
+    again = pd.read_csv(out / "table1_long.csv")
+    assert (again["protocol_code"] != long["protocol_code"]).all()
+    assert (again["runtime_s"] != long["runtime_s"])[long["status"] == "ok"].all()
 
 
 def test_data_root_folder_and_bicubic_numbers(shared_data, tmp_path):
@@ -108,7 +117,8 @@ def test_an_interrupted_row_reuses_the_images_it_had_scored(tmp_path):
     assert main([*args, "--out", str(tmp_path / "fresh")]) == 0
     first = sr_task.dataset_images(None, sr_task.EMBEDDED_DATASET, 2)[0]
     row = {"dataset": sr_task.EMBEDDED_DATASET, "method": "bicubic", "qf": 20, "crop_border": 0,
-           "grey_on_grey": False, "round_y": False, "n_images": 2, "restorer": "bicubic_x4"}
+           "grey_on_grey": False, "round_y": False, "n_images": 2, "restorer": restore.Bicubic(4).cache_key,
+           "protocol_code": code_digest(degrade, psnr)}
     real = sr_task.evaluate(restore.Bicubic(4), [first], False, 20, 0, False, torch.device("cpu"),
                             ProgressLog(tmp_path / "scratch", "k"))[0]["psnr"]
     log = ProgressLog(tmp_path / "resumed/parts" / f"{sr_task.EMBEDDED_DATASET}_bicubic_q20", row)

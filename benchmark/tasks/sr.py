@@ -27,6 +27,7 @@ from benchmark.metrics.image_quality import psnr, ssim
 from benchmark.progress import ProgressLog
 from benchmark.report import markdown_table, run_metadata, write_atomic, write_csv, write_json
 from benchmark.report_html import write_task_report
+from models.weights import code_digest
 
 SCALE = 4
 METHODS = ("bicubic", "rrdb", "dncnn_rrdb", "arcnn_rrdb", "cajnn", "cajnn_ensemble")  # default rows: the paper's
@@ -171,12 +172,14 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
     distributed.barrier(ctx)  # every rank has read the same finished rows before rank 0 writes new ones
     rows = []
     jobs = [(d, m, q) for d in datasets for m in methods for q in qfs]
+    protocol_code = code_digest(degrade, psnr)  # a row scored by other degradation or metric code is recomputed
     for dataset, method, qf in tqdm(jobs, desc="Table I", dynamic_ncols=True, disable=not ctx.is_main):
         restorer = method_restorers[method]
         key = restorer if isinstance(restorer, str) else restorer.cache_key
         row = {"dataset": dataset, "method": method, "qf": qf, "crop_border": crop_border,
-               "grey_on_grey": grey_on_grey, "round_y": round_y, "n_images": len(images[dataset]), "restorer": key}
-        if len(done):
+               "grey_on_grey": grey_on_grey, "round_y": round_y, "n_images": len(images[dataset]), "restorer": key,
+               "protocol_code": protocol_code}
+        if len(done) and set(row) <= set(done.columns):
             match = done[(done[list(row)] == pd.Series(row)).all(axis=1)]
             if len(match):
                 rows.append(match.iloc[0].to_dict())

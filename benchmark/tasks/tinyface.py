@@ -60,7 +60,7 @@ from benchmark.report import (device_description, markdown_table, model_folder, 
 from benchmark.report_html import write_task_report
 from models.mtcnn import mtcnn_detector
 from models.tiny_faces import TEMPLATE_MODES, TinyFacesDetector, load_tiny_faces
-from models.weights import DETECTOR_WEIGHTS, TINY_FACES_R18, sha256_of
+from models.weights import DETECTOR_WEIGHTS, TINY_FACES_R18, code_digest, sha256_of
 
 SCALE = 4
 VARIANTS = ("hr", "lr", "lr_bicubic", "lr_cajnn")  # the default rows: the paper's and a control
@@ -121,7 +121,7 @@ def build_detector(detector_weights: str | None, templates: str, device: torch.d
                    channels_last: bool = False) -> tuple[Detector, str]:
     """Tiny Faces from `detector_weights`, a file or the name of bundled weights (DETECTOR_WEIGHTS; default: the
     ResNet-18 variant, TINY_FACES_R18), named after the file (and the template mode unless original), and its
-    identity for reuse (file sha256 + test settings)."""
+    identity for reuse (file sha256 + test settings + code digest)."""
     path = DETECTOR_WEIGHTS[detector_weights].path if detector_weights in DETECTOR_WEIGHTS else \
         Path(detector_weights) if detector_weights else TINY_FACES_R18.path
     if not detector_weights and not path.is_file():
@@ -134,7 +134,8 @@ def build_detector(detector_weights: str | None, templates: str, device: torch.d
                                  channels_last=channels_last)
     key = (f"tiny_faces|{sha256_of(path)}|templates={templates}|scales={detector.scales}|"
            f"prob={detector.prob_thresh}|nms={detector.nms_iou}|max_side={detector.max_side}"
-           + (f"|amp={amp}" if amp else "") + ("|channels_last" if channels_last else ""))
+           + (f"|amp={amp}" if amp else "") + ("|channels_last" if channels_last else "")
+           + f"|code={code_digest(detector, detector.model)}")
     return detector, key
 
 
@@ -389,7 +390,8 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
     rows, per_detector = [], {}
     for det, detector_key, name in detectors:
         keys = {v.name: {"variant": v.cache_key, "detector": detector_key, "data": data.digest, "boxes": BOX_FORMAT,
-                         "lr_jpeg_quality": None if v.restorer is None else lr_jpeg_quality} for v in rows_wanted}
+                         "lr_jpeg_quality": None if v.restorer is None else lr_jpeg_quality,
+                         "degrade_code": None if v.restorer is None else code_digest(degrade)} for v in rows_wanted}
         pred_root = model_folder(out, name) / "predictions"
         stored = {v.name: finished(pred_root / f"{v.name}.json", keys[v.name]) if detector_key is not None
                   else None for v in rows_wanted}

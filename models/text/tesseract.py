@@ -19,14 +19,15 @@ import numpy as np
 from PIL import Image
 
 from benchmark.errors import InputError
-from models.weights import sha256_of
+from models.weights import code_digest, sha256_of
 
 INSTALL = "apt-get install tesseract-ocr"
 
 
 class TesseractRecognizer:
     """Tesseract in single-word mode; text = its words joined by spaces, confidence = their mean confidence / 100
-    (0 when it finds no word). `cache_key` names the engine version, language data (sha256) and settings."""
+    (0 when it finds no word). `cache_key` names the engine version, language data (sha256), settings and the
+    digest of this module's code."""
 
     def __init__(self, lang: str = "eng", config: str = "--psm 8", command: str = "tesseract"):
         if shutil.which(command) is None:
@@ -35,7 +36,7 @@ class TesseractRecognizer:
         self.command, self.lang, self.config = command, lang, config
         self.name = "tesseract"
         data_sha256 = traineddata_sha256(command, lang)
-        self.cache_key = f"tesseract-{version}|{lang} {data_sha256}|{config}"
+        self.cache_key = f"tesseract-{version}|{lang} {data_sha256}|{config}|code={code_digest(self)}"
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         if not len(images):
