@@ -381,6 +381,9 @@ def cajnn(weights: str | Path | None = None, **settings) -> NetworkRestorer:
     channels_last)."""
     path = CAJNN_WEIGHTS[weights].path if weights in CAJNN_WEIGHTS else Path(weights) if weights else \
         CAJNN_LITE_CPU.path
+    if not path.exists():
+        raise InputError(f"--cajnn-weights {weights}: no such file, and not a bundled name "
+                         f"({', '.join(CAJNN_WEIGHTS)})")
     return NetworkRestorer(load_cajnn(path), "cajnn", 4, sha256_of(path), **settings)
 
 

@@ -34,3 +34,12 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path, capsys, flags):
     code = main([*flags, str(junk), "--limit", "1", "--out", str(tmp_path / "out"), "--no-cache"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and "junk.pth" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flags, bundled", [(["--task", "ocr", "--cajnn-weights"], "cajnn_paper_gpu"),
+                                            (["--task", "tinyface", "--detector-weights"], "tiny_faces_vgg16_craft")])
+def test_a_name_that_is_neither_a_file_nor_bundled_lists_the_bundled_names(tmp_path, capsys, flags, bundled):
+    code = main([*flags, "cajnn_paper", "--limit", "1", "--out", str(tmp_path / "out"), "--no-cache"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: {flags[-1]} cajnn_paper: no such file") and bundled in err
+    assert len(err.strip().splitlines()) == 1

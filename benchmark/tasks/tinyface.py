@@ -127,6 +127,9 @@ def build_detector(detector_weights: str | None, templates: str, device: torch.d
     if not detector_weights and not path.is_file():
         raise InputError(f"{path}: the bundled detector weights are missing (train them with "
                          "python -m benchmark.train_tinyfaces, or pass --detector-weights)")
+    if not path.exists():
+        raise InputError(f"--detector-weights {detector_weights}: no such file, and not a bundled name "
+                         f"({', '.join(DETECTOR_WEIGHTS)})")
     if templates not in TEMPLATE_MODES:
         raise InputError(f"--templates: unknown {templates!r} (choose from {', '.join(TEMPLATE_MODES)})")
     name = path.stem.split(".")[0] + ("" if templates == "original" else f"_{templates}")
