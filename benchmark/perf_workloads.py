@@ -12,7 +12,8 @@ multi-scale test in both modes, and MTCNN (when ``facenet-pytorch`` is installed
 (bf16 autocast made it slower: its networks are too small to gain from the bf16 units and lose to the casts).
 GFLOP/s counts the useful work, `FlopCounterMode` on each image's own
 shape (padding and tile overlap are not counted, so they show as lost throughput); the probe is a 64->64 3x3
-convolution on a 1x64x192x192 input in the same dtype and memory format.
+convolution on a 1x64x192x192 input in the same dtype and memory format, called after each image (or batch) of
+the measurement it is compared with (`Probe`).
 Both paths are timed warm; the first group is also timed in a child process on 4 KiB pages, the baseline of the
 huge pages `benchmark.allocator` asks for (PyTorch chooses once per process).
 """
@@ -66,21 +67,44 @@ def wall(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def probe_gflops(mode: Mode, device: torch.device, repeats: int = 5) -> float:
-    """GFLOP/s of a 64->64 3x3 convolution (bias, padding 1) in ``mode``: best of ``repeats`` after a warm-up."""
-    torch.manual_seed(0)
-    conv = nn.Conv2d(64, 64, 3, padding=1).to(device).eval()
-    x = torch.rand(PROBE_SHAPE, device=device)
-    if mode.channels_last:
-        conv, x = conv.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+class Probe:
+    """A 64->64 3x3 convolution (bias, padding 1) on a 1x64x192x192 input in one mode, timed in calls between the
+    pieces of a measurement (after each image or batch), so that the machine's drift in speed (up to 2x within one
+    run on this shared CPU) slows the probe and the workload alike; `gflops` is over all its timed calls."""
 
-    def run():
-        with torch.inference_mode(), autocast(device.type, mode.amp):
-            conv(x)
+    FLOPS = 2 * 64 * 64 * 9 * PROBE_SHAPE[2] * PROBE_SHAPE[3]
 
-    run()
-    flops = 2 * 64 * 64 * 9 * PROBE_SHAPE[2] * PROBE_SHAPE[3]
-    return flops / min(wall(run, device) for _ in range(repeats)) / 1e9
+    def __init__(self, mode: Mode, device: torch.device):
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(64, 64, 3, padding=1).to(device).eval()
+        self.x = torch.rand(PROBE_SHAPE, device=device)
+        if mode.channels_last:
+            self.conv = self.conv.to(memory_format=torch.channels_last)
+            self.x = self.x.contiguous(memory_format=torch.channels_last)
+        self.mode, self.device = mode, device
+        self.seconds, self.calls = 0.0, 0
+        self._run()  # warm-up, not counted
+
+    def _run(self) -> None:
+        with torch.inference_mode(), autocast(self.device.type, self.mode.amp):
+            self.conv(self.x)
+
+    def sample(self) -> None:
+        self.seconds += wall(self._run, self.device)
+        self.calls += 1
+
+    @property
+    def gflops(self) -> float:
+        return self.FLOPS * self.calls / self.seconds / 1e9
+
+
+def interleaved(pieces: list[Callable[[], object]], probe: Probe, device: torch.device) -> float:
+    """Seconds of all ``pieces``, each timed alone and followed by one probe call."""
+    seconds = 0.0
+    for piece in pieces:
+        seconds += wall(piece, device)
+        probe.sample()
+    return seconds
 
 
 def restorer_flops(model: nn.Module, shapes: list[tuple[int, ...]], on_y: bool = False) -> int:
@@ -153,29 +177,35 @@ def row(workload: str, model: str, mode: Mode, path: str, n: int, seconds: float
 
 
 def restorer_rows(workload: str, images: list[np.ndarray], name: str, mode: Mode, device: torch.device,
-                  probe: float, pages: str) -> list[dict]:
-    """One-at-a-time and batched restoration of ``images``, each timed after an untimed pass over the same images:
-    oneDNN builds its kernels for each input shape on first sight (about 30 ms per shape for cajnn_lite here),
-    so both paths are measured warm; a task pays that once per new shape."""
+                  pages: str) -> list[dict]:
+    """One-at-a-time (image by image) and batched (`restore_many`, batch by batch) restoration of ``images``, each
+    timed after an untimed pass over the same images: oneDNN builds its kernels for each input shape on first
+    sight (about 30 ms per shape for cajnn_lite here), so both paths are measured warm; a task pays that once per
+    new shape. Each path has its own interleaved `Probe`."""
     r = build_restorer(name, mode, device)
     flops = restorer_flops(r.model, [img.shape for img in images])
-    for img in images:
-        r(img)
-    one = wall(lambda: [r(img) for img in images], device)
-    r.restore_many(images)
-    many = wall(lambda: r.restore_many(images), device)
-    return [row(workload, name, mode, "one_at_a_time", len(images), one, flops, probe, pages),
-            row(workload, name, mode, "batched", len(images), many, flops, probe, pages)]
+    batches = [[images[i] for i in b] for b in r.batches([img.shape[:2] for img in images])]
+    rows = []
+    for path, pieces in (("one_at_a_time", [lambda img=img: r(img) for img in images]),
+                         ("batched", [lambda b=b: r.restore_many(b) for b in batches])):
+        for piece in pieces:
+            piece()
+        probe = Probe(mode, device)
+        seconds = interleaved(pieces, probe, device)
+        rows.append(row(workload, name, mode, path, len(images), seconds, flops, probe.gflops, pages))
+    return rows
 
 
 def detector_rows(images: list[np.ndarray], name: str, detector: Callable[[np.ndarray], np.ndarray], mode: Mode,
-                  device: torch.device, probe: float, pages: str) -> list[dict]:
-    """A detector's test per WIDER image; FLOPs counted on a first, untimed pass."""
+                  device: torch.device, pages: str) -> list[dict]:
+    """A detector's test per WIDER image, interleaved with a `Probe`; FLOPs counted on a first, untimed pass."""
     with FlopCounterMode(display=False) as counter:
         for img in images:
             detector(img)
-    seconds = wall(lambda: [detector(img) for img in images], device)
-    return [row("wider_hr", name, mode, "per_image", len(images), seconds, counter.get_total_flops(), probe, pages)]
+    probe = Probe(mode, device)
+    seconds = interleaved([lambda img=img: detector(img) for img in images], probe, device)
+    return [row("wider_hr", name, mode, "per_image", len(images), seconds, counter.get_total_flops(), probe.gflops,
+                pages)]
 
 
 def detectors(mode: Mode, device: torch.device) -> list[tuple[str, Callable[[np.ndarray], np.ndarray]]]:
@@ -193,8 +223,7 @@ def detectors(mode: Mode, device: torch.device) -> list[tuple[str, Callable[[np.
 
 def run(workloads: list[str], restorers: list[str], limit: int, paper_limit: int, detector_limit: int,
         device: torch.device, shared: Path = SHARED_DATA, page_baseline: bool = True) -> pd.DataFrame:
-    """Every measurement as one row; probes are re-timed per mode before each group so a busy machine's drift
-    shows in both numbers of a ratio. With ``page_baseline`` and huge pages in use, the first group is first timed
+    """Every measurement as one row, each with its own interleaved `Probe`. With ``page_baseline`` and huge pages in use, the first group is first timed
     in a child process on 4 KiB pages (`page_baseline_rows`)."""
     for name in restorers:
         if name not in RESTORERS:
@@ -216,15 +245,14 @@ def run(workloads: list[str], restorers: list[str], limit: int, paper_limit: int
                 page_baseline = False
             subset = images[:paper_limit] if name in LARGE_RESTORERS else images
             for mode in modes:
-                rows += restorer_rows(workload, subset, name, mode, device, probe_gflops(mode, device), pages)
+                rows += restorer_rows(workload, subset, name, mode, device, pages)
                 print_rows(rows[-2:])
     if detector_limit:
         hrs, description = wider_images(detector_limit, shared)
         print(f"detectors: WIDER val HR, {description}")
         for mode in modes:
-            probe = probe_gflops(mode, device)
             for name, detector in detectors(mode, device):
-                rows += detector_rows(hrs, name, detector, mode, device, probe, pages)
+                rows += detector_rows(hrs, name, detector, mode, device, pages)
                 print_rows(rows[-1:])
     return pd.DataFrame(rows)
 

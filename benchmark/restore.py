@@ -218,20 +218,30 @@ class NetworkRestorer:
         for img in imgs:
             _check_size(img)
         out: list[np.ndarray | None] = [None] * len(imgs)
-        small = [i for i, img in enumerate(imgs) if not self.ensemble and self._fits(*img.shape[:2])]
-        for i in sorted(set(range(len(imgs))) - set(small)):
-            out[i] = self.restore_batch([imgs[i]])[0]
-        cap = max_batch_pixels or (self.tile or 256) ** 2
-        for bucket in size_buckets([imgs[i].shape[:2] for i in small], cap, max_waste):
-            members = [imgs[small[k]] for k in bucket]
-            h, w = max(m.shape[0] for m in members), max(m.shape[1] for m in members)
-            x = torch.from_numpy(np.stack([_pad_edge(m, h, w) for m in members])).to(self.device)
-            sizes = [m.shape[:2] for m in members]
-            with _valid_region(self.model, sizes, (h, w)):
-                y = self._restore_tensor(x, self._forward).cpu().numpy()
-            for k, m, yi in zip(bucket, members, y):
-                out[small[k]] = yi[: m.shape[0] * self.scale, : m.shape[1] * self.scale].copy()
+        for group in self.batches([img.shape[:2] for img in imgs], max_batch_pixels, max_waste):
+            members = [imgs[i] for i in group]
+            restored = self.restore_batch(members) if len(members) == 1 else self._restore_padded(members)
+            for i, y in zip(group, restored):
+                out[i] = y
         return out
+
+    def batches(self, sizes: list[tuple[int, int]], max_batch_pixels: int | None = None,
+                max_waste: float = 0.25) -> list[list[int]]:
+        """Indices of images of ``sizes`` (h, w) in the batches `restore_many` runs: alone each image too large
+        for one pass (and every image under the self-ensemble), the others in `size_buckets`. The images of one
+        batch, given to `restore_many` alone, form that same batch."""
+        small = [i for i, (h, w) in enumerate(sizes) if not self.ensemble and self._fits(h, w)]
+        alone = [[i] for i in sorted(set(range(len(sizes))) - set(small))]
+        cap = max_batch_pixels or (self.tile or 256) ** 2
+        return alone + [[small[k] for k in b] for b in size_buckets([sizes[i] for i in small], cap, max_waste)]
+
+    def _restore_padded(self, members: list[np.ndarray]) -> list[np.ndarray]:
+        """Images that fit in one pass as one batch, replicate-padded to the largest and masked (`_valid_region`)."""
+        h, w = max(m.shape[0] for m in members), max(m.shape[1] for m in members)
+        x = torch.from_numpy(np.stack([_pad_edge(m, h, w) for m in members])).to(self.device)
+        with _valid_region(self.model, [m.shape[:2] for m in members], (h, w)):
+            y = self._restore_tensor(x, self._forward).cpu().numpy()
+        return [yi[: m.shape[0] * self.scale, : m.shape[1] * self.scale].copy() for m, yi in zip(members, y)]
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         _check_size(img)

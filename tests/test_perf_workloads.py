@@ -1,5 +1,7 @@
 """benchmark/perf_workloads.py: FLOPs counted per image shape and per detector call, the detectors timed in each
 mode, the summary's ratios, a missing workload's error."""
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,9 +30,26 @@ def test_detector_rows_count_the_flops_of_every_call():
         return np.zeros((0, 5), np.float32)
 
     images = [np.zeros((10, 12, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)]
-    [r] = pw.detector_rows(images, "toy", detector, pw.Mode("fp32", None, False), torch.device("cpu"), 1.0, "huge")
+    [r] = pw.detector_rows(images, "toy", detector, pw.Mode("fp32", None, False), torch.device("cpu"), "huge")
     assert (r["workload"], r["model"], r["path"], r["n"]) == ("wider_hr", "toy", "per_image", 2)
     assert r["gflops"] * r["s_per_image"] * 2 * 1e9 == pytest.approx(2 * 3 * 8 * 9 * (120 + 20))
+
+
+def test_interleaved_times_the_pieces_and_calls_the_probe_after_each():
+    done = []
+    probe = pw.Probe(pw.Mode("fp32", None, False), torch.device("cpu"))
+    pieces = [lambda k=k: (time.sleep(0.02), done.append(k)) for k in range(3)]
+    seconds = pw.interleaved(pieces, probe, torch.device("cpu"))
+    assert done == [0, 1, 2] and probe.calls == 3 and seconds >= 0.06
+    assert probe.gflops == pytest.approx(pw.Probe.FLOPS * 3 / probe.seconds / 1e9)
+
+
+def test_restorer_rows_time_both_paths_with_their_own_probe():
+    images = [np.zeros((8 + k, 10, 3), np.uint8) for k in range(3)]
+    rows = pw.restorer_rows("set5", images, "cajnn_lite_cpu", pw.Mode("fp32", None, False), torch.device("cpu"),
+                            "huge")
+    assert [r["path"] for r in rows] == ["one_at_a_time", "batched"]
+    assert all(r["n"] == 3 and r["probe_gflops"] > 0 and r["ratio_to_probe"] > 0 for r in rows)
 
 
 def test_mtcnn_is_timed_in_fp32_only():

@@ -161,6 +161,20 @@ def test_size_buckets_respect_the_pixel_cap_and_waste():
         assert len(b) == 1 or len(b) * h * w - sum(sizes[i][0] * sizes[i][1] for i in b) <= 0.25 * len(b) * h * w
 
 
+def test_batches_partition_the_images_and_each_batch_rebatches_to_itself(lite_restorer_model):
+    """`NetworkRestorer.batches`: images over a tile alone, the rest bucketed; a batch's images given alone form
+    the same batch (what `benchmark.perf_workloads` relies on to time restore_many batch by batch)."""
+    r = restore.NetworkRestorer(lite_restorer_model, "lite", 4, device="cpu", tile=48)
+    sizes = [(12, 40), (50, 50), (14, 44), (12, 38), (20, 60), (9, 31), (16, 16), (13, 47), (21, 58), (49, 49)]
+    batches = r.batches(sizes)
+    assert sorted(i for b in batches for i in b) == list(range(len(sizes)))
+    assert batches[:2] == [[1], [9]] and max(len(b) for b in batches) >= 3  # over 48 x 48 pixels: alone
+    for b in batches:
+        assert r.batches([sizes[i] for i in b]) == [list(range(len(b)))]
+    ensemble = restore.NetworkRestorer(lite_restorer_model, "lite", 4, device="cpu", tile=48, ensemble=True)
+    assert ensemble.batches(sizes) == [[i] for i in range(len(sizes))]  # rotations would move the padding
+
+
 def test_restore_many_of_composites_equals_their_calls():
     imgs = [np.random.default_rng(k).integers(0, 256, (5 + k, 7, 3), dtype=np.uint8) for k in range(3)]
     for r in (restore.Bicubic(4), restore.ThenDownsample(restore.Bicubic(4)),
