@@ -10,7 +10,9 @@ from pathlib import Path
 from benchmark.cache import default_cache_dir
 from benchmark.errors import InputError, run_reporting_input_errors
 from benchmark.report_html import write_index
+from benchmark.restore import resolve_device
 from benchmark.tasks import ocr, sr, tinyface
+from models.amp import warn_if_emulated
 
 TASKS = {"sr": sr, "ocr": ocr, "tinyface": tinyface}
 
@@ -65,9 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_cache:
         args.cache_dir = None
     args.amp = None if args.amp == "none" else args.amp
+    return run_reporting_input_errors(run_task, args)
+
+
+def run_task(args: argparse.Namespace) -> None:
+    """``--task``'s run, after a one-line warning (rank 0) when ``--amp`` would be emulated on this CPU."""
+    if os.environ.get("RANK", "0") == "0":
+        warn_if_emulated(resolve_device(args.device).type, args.amp)
     if args.task == "all":
-        return run_reporting_input_errors(run_all_tasks, args)
-    return run_reporting_input_errors(TASKS[args.task].run_from_args, args)
+        run_all_tasks(args)
+    else:
+        TASKS[args.task].run_from_args(args)
 
 
 def split_variants(variants: list[str] | None) -> dict[str, list[str]]:

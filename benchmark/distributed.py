@@ -12,6 +12,7 @@ import torch.distributed as dist
 
 from benchmark.errors import InputError
 from benchmark.restore import resolve_device
+from models.amp import warn_if_emulated
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,14 @@ def single_threaded_worker(_: int = 0) -> None:
 WORKER_CONTEXT = "spawn"
 
 
-def init_training(device: str, threads: int, batch: int) -> Context:
-    """``init`` for a trainer: set the CPU threads (0 keeps torch's default) and check that the global
-    ``batch`` splits evenly over the ranks."""
+def init_training(device: str, threads: int, batch: int, amp: str | None) -> Context:
+    """``init`` for a trainer: set the CPU threads (0 keeps torch's default), check that the global ``batch``
+    splits evenly over the ranks, and warn (rank 0) when ``amp`` would be emulated on this CPU."""
     ctx = init(device)
     if threads:
         torch.set_num_threads(threads)
     if batch % ctx.world:
         raise InputError(f"--batch {batch} is not divisible by the {ctx.world} ranks")
+    if ctx.is_main:
+        warn_if_emulated(ctx.device.type, amp)
     return ctx

@@ -24,7 +24,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark import perf_workloads, restore
 from benchmark.errors import run_reporting_input_errors
-from benchmark.report import markdown_table, write_csv
+from benchmark.report import device_description, markdown_table, write_csv
+from models.amp import warn_if_emulated
 from models.cajnn import cajnn_paper
 
 
@@ -104,10 +105,16 @@ def peak_memory_child(lr_w: int, lr_h: int, tile: int, device: str) -> None:
                       "cuda_peak_gb": cuda_peak}))
 
 
+def print_machine(device: torch.device) -> None:
+    """The report's machine line, and a warning when this CPU would run the bf16 measurements emulated."""
+    print(f"device: {device_description(device)}, torch {torch.__version__}")
+    warn_if_emulated(device.type, "bf16")
+
+
 def workloads_main(args: argparse.Namespace) -> int:
     """``--workload``: the table of `perf_workloads.run`, its CSV and the ratios against issue 13's targets."""
     device = restore.resolve_device(args.device)
-    print(f"device: {device} ({torch.get_num_threads()} threads), torch {torch.__version__}")
+    print_machine(device)
     table = perf_workloads.run(args.workload, args.restorers, args.limit, args.paper_limit, args.detector_limit,
                                device, page_baseline=not args.no_page_baseline)
     write_csv(table, args.csv)
@@ -146,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         peak_memory_child(w, h, args.tile, args.device)
         return 0
     device = restore.resolve_device(args.device)
-    print(f"device: {device} ({torch.get_num_threads()} threads), torch {torch.__version__}")
+    print_machine(device)
     peak32 = matmul_peak_gflops(device, torch.float32, args.matmul_n, args.repeats)
     peak16 = matmul_peak_gflops(device, torch.bfloat16, args.matmul_n, args.repeats)
     print(f"matmul peak ({args.matmul_n}^3): fp32 {peak32:.1f} GFLOP/s, bf16 {peak16:.1f} GFLOP/s")

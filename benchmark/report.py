@@ -95,7 +95,8 @@ def run_metadata(device: torch.device, **extra) -> dict:
 def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+    isa = torch.backends.cpu.get_cpu_capability()
+    return f"cpu:{platform.processor() or platform.machine()} {isa} x{torch.get_num_threads()} threads"
 
 
 def write_json(path: str | Path, obj: dict) -> None:

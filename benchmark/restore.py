@@ -39,10 +39,16 @@ class Restorer(Protocol):
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> cuda when available, else cpu."""
+    """``auto`` -> cuda when available, else cpu; a name that is not a usable device is a one-line error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        torch_device = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"--device {device}: not a device name (auto, cpu, cuda or cuda:N)") from None
+    if torch_device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: no CUDA device is available here (use cpu or auto)")
+    return torch_device
 
 
 def synchronize(device: torch.device) -> None:

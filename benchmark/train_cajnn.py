@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train(args: argparse.Namespace) -> dict[int, float]:
-    ctx = distributed.init_training(args.device, args.threads, args.batch)
+    ctx = distributed.init_training(args.device, args.threads, args.batch, args.amp)
     rank, world, device = ctx.rank, ctx.world, ctx.device
 
     out = Path(args.out)

@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def train(args: argparse.Namespace) -> dict:
     """Train (or resume) to ``args.iters``; returns the last loss and validation accuracy."""
-    ctx = distributed.init_training(args.device, args.threads, args.batch)
+    ctx = distributed.init_training(args.device, args.threads, args.batch, args.amp)
     rank, world, device = ctx.rank, ctx.world, ctx.device
 
     out = Path(args.out)

@@ -324,7 +324,7 @@ def train(args: argparse.Namespace) -> float:
     if not 0 <= args.real_fraction <= 1:
         raise InputError(f"--real-fraction {args.real_fraction} is not in [0, 1]")
     wider = read_wider_train(args.wider_train) if args.wider_train else None
-    ctx = distributed.init_training(args.device, args.threads, args.batch)
+    ctx = distributed.init_training(args.device, args.threads, args.batch, args.amp)
     rank, world, device = ctx.rank, ctx.world, ctx.device
 
     out = Path(args.out)
