@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmark import perf_workloads, restore
 from benchmark.errors import run_reporting_input_errors
 from benchmark.report import device_description, markdown_table, write_csv
-from models.amp import warn_if_emulated
+from models.amp import emulated_amp_note
 from models.cajnn import cajnn_paper
 
 
@@ -106,9 +106,10 @@ def peak_memory_child(lr_w: int, lr_h: int, tile: int, device: str) -> None:
 
 
 def print_machine(device: torch.device) -> None:
-    """The report's machine line, and a warning when this CPU would run the bf16 measurements emulated."""
+    """The report's machine line, and a note when this CPU has no native bf16 convolutions."""
     print(f"device: {device_description(device)}, torch {torch.__version__}")
-    warn_if_emulated(device.type, "bf16")
+    if emulated_amp_note(device.type, "bf16"):
+        print("note: this CPU has no native bf16 convolutions; bf16 is emulated here (measured as such, or skipped)")
 
 
 def workloads_main(args: argparse.Namespace) -> int:

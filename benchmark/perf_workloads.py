@@ -37,7 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark import allocator, restore
 from benchmark.errors import InputError
-from models.amp import autocast
+from models.amp import autocast, emulated_amp_note
 from models.weights import package_dir
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -223,12 +223,17 @@ def detectors(mode: Mode, device: torch.device) -> list[tuple[str, Callable[[np.
 
 def run(workloads: list[str], restorers: list[str], limit: int, paper_limit: int, detector_limit: int,
         device: torch.device, shared: Path = SHARED_DATA, page_baseline: bool = True) -> pd.DataFrame:
-    """Every measurement as one row, each with its own interleaved `Probe`. With ``page_baseline`` and huge pages in use, the first group is first timed
+    """Every measurement as one row, each with its own interleaved `Probe`; a mode this CPU would only emulate
+    (bf16 without AVX-512) is skipped. With ``page_baseline`` and huge pages in use, the first group is first timed
     in a child process on 4 KiB pages (`page_baseline_rows`)."""
     for name in restorers:
         if name not in RESTORERS:
             raise InputError(f"--restorers: unknown {name!r} (choose from {', '.join(RESTORERS)})")
     modes = [Mode(k, *v) for k, v in MODES.items()]
+    for mode in modes:
+        if emulated_amp_note(device.type, mode.amp):
+            print(f"{mode.name}: skipped, this CPU would only emulate it")
+    modes = [m for m in modes if not emulated_amp_note(device.type, m.amp)]
     pages = PAGES[allocator.use_huge_pages()]
     rows = []
     for workload in workloads:

@@ -98,3 +98,17 @@ def test_missing_workload_data_is_a_one_line_error(tmp_path, capsys):
                  "--csv", str(tmp_path / "w.csv")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --") and err.count("\n") == 1  # unknown restorer, or Set5 absent
+
+
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_a_mode_this_cpu_would_only_emulate_is_skipped(tmp_path, monkeypatch, capsys, native_bf16):
+    import cv2
+
+    (tmp_path / "sr" / "Set5").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "sr" / "Set5" / "a.png"), np.full((32, 32, 3), 128, np.uint8))
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native_bf16)
+    timed = []
+    monkeypatch.setattr(pw, "restorer_rows", lambda workload, images, name, mode, *_: timed.append(mode.name) or [])
+    pw.run(["set5"], ["cajnn_lite_cpu"], 1, 1, 0, torch.device("cpu"), shared=tmp_path, page_baseline=False)
+    assert timed == (["fp32", "bf16+cl"] if native_bf16 else ["fp32"])
+    assert ("bf16+cl: skipped, this CPU would only emulate it" in capsys.readouterr().out) != native_bf16
