@@ -229,11 +229,12 @@ def run(workloads: list[str], restorers: list[str], limit: int, paper_limit: int
     for name in restorers:
         if name not in RESTORERS:
             raise InputError(f"--restorers: unknown {name!r} (choose from {', '.join(RESTORERS)})")
-    modes = [Mode(k, *v) for k, v in MODES.items()]
-    for mode in modes:
+    modes = []
+    for mode in (Mode(k, *v) for k, v in MODES.items()):
         if emulated_amp_note(device.type, mode.amp):
             print(f"{mode.name}: skipped, this CPU would only emulate it")
-    modes = [m for m in modes if not emulated_amp_note(device.type, m.amp)]
+        else:
+            modes.append(mode)
     pages = PAGES[allocator.use_huge_pages()]
     rows = []
     for workload in workloads:
