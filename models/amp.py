@@ -25,8 +25,8 @@ def emulated_amp_note(device_type: str, amp: str | None) -> str | None:
     the float32 time on an AVX2 EPYC."""
     if device_type != "cpu" or amp is None:
         return None
-    native = torch.ops.mkldnn._is_mkldnn_bf16_supported if amp == "bf16" else torch.ops.mkldnn._is_mkldnn_fp16_supported
-    if native():
+    native = getattr(torch.ops.mkldnn, f"_is_mkldnn_{amp}_supported", None)  # PyTorch's own test of the kernels
+    if native is None or native():
         return None
     return (f"--amp {amp}: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native {amp} convolutions, so "
             f"autocast is emulated and several times slower than float32 (drop --amp)")
