@@ -117,7 +117,7 @@ def workloads_main(args: argparse.Namespace) -> int:
     device = restore.resolve_device(args.device)
     print_machine(device)
     table = perf_workloads.run(args.workload, args.restorers, args.limit, args.paper_limit, args.detector_limit,
-                               device, page_baseline=not args.no_page_baseline)
+                               device, page_baseline=not args.no_page_baseline, mode_names=tuple(args.modes))
     write_csv(table, args.csv)
     print(markdown_table(table.round(3)))
     print("\n".join(perf_workloads.summary(table)))
@@ -145,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--detector-limit", type=int, default=2, help="WIDER images for the detector (0: skip)")
     w.add_argument("--no-page-baseline", action="store_true", help="skip timing the first group again on 4 KiB "
                    "pages in a child process (the baseline of the huge pages the suite uses)")
+    w.add_argument("--modes", nargs="+", default=list(perf_workloads.DEFAULT_MODES),
+                   help=f"precision and memory format: {', '.join(perf_workloads.MODES)} (default: "
+                   f"{' '.join(perf_workloads.DEFAULT_MODES)}; "
+                   "fp32+cl is the fast mode of a CPU without AVX-512, where bf16 is emulated and skipped)")
     w.add_argument("--csv", type=Path, default=Path("results/perf/workloads.csv"))
     args = p.parse_args(argv)
     if args.workload:

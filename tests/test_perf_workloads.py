@@ -56,19 +56,24 @@ def test_mtcnn_is_timed_in_fp32_only():
     if package_dir("facenet_pytorch") is None:
         pytest.skip("MTCNN's weights come from facenet-pytorch: pip install --no-deps facenet-pytorch")
     fp32 = [name for name, _ in pw.detectors(pw.Mode("fp32", None, False), torch.device("cpu"))]
-    bf16 = [name for name, _ in pw.detectors(pw.Mode("bf16+cl", "bf16", True), torch.device("cpu"))]
-    assert fp32 == ["tiny_faces_r18_wider", "mtcnn"] and bf16 == ["tiny_faces_r18_wider"]
+    for other in (pw.Mode("bf16+cl", "bf16", True), pw.Mode("fp32+cl", None, True)):
+        assert [name for name, _ in pw.detectors(other, torch.device("cpu"))] == ["tiny_faces_r18_wider"]
+    assert fp32 == ["tiny_faces_r18_wider", "mtcnn"]
 
 
 def test_summary_gives_bf16_batching_and_ic13_ratios():
     fp32, bf16 = pw.Mode("fp32", None, False), pw.Mode("bf16+cl", "bf16", True)
+    fp32_cl = pw.Mode("fp32+cl", None, True)
     table = pd.DataFrame([pw.row("ic13", "cajnn_lite_cpu", fp32, "one_at_a_time", 10, 5.0, 10**12, 200.0),
                           pw.row("ic13", "cajnn_lite_cpu", fp32, "batched", 10, 4.0, 10**12, 200.0),
                           pw.row("ic13", "cajnn_lite_cpu", bf16, "one_at_a_time", 10, 2.5, 10**12, 400.0),
-                          pw.row("ic13", "cajnn_lite_cpu", bf16, "batched", 10, 1.0, 10**12, 400.0)])
-    assert table["gflops"].tolist() == [200.0, 250.0, 400.0, 1000.0] and table["ratio_to_probe"].iloc[0] == 1.0
+                          pw.row("ic13", "cajnn_lite_cpu", bf16, "batched", 10, 1.0, 10**12, 400.0),
+                          pw.row("ic13", "cajnn_lite_cpu", fp32_cl, "batched", 10, 2.0, 10**12, 200.0)])
+    assert table["gflops"].tolist() == [200.0, 250.0, 400.0, 1000.0, 500.0]
+    assert table["ratio_to_probe"].iloc[0] == 1.0
     lines = "\n".join(pw.summary(table))
-    assert "bf16+cl vs fp32, ic13 cajnn_lite_cpu batched: 4.00x" in lines
+    assert "bf16+cl vs fp32, ic13 cajnn_lite_cpu batched: 4.00x (target >= 1.7x)" in lines
+    assert "fp32+cl vs fp32, ic13 cajnn_lite_cpu batched: 2.00x\n" in lines  # no target for this mode
     assert "batched vs one at a time, ic13 cajnn_lite_cpu fp32: 1.25x" in lines
     assert "one at a time fp32 0.500 s/crop, best 0.100 s/crop: 5.00x" in lines
 
@@ -109,6 +114,14 @@ def test_a_mode_this_cpu_would_only_emulate_is_skipped(tmp_path, monkeypatch, ca
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native_bf16)
     timed = []
     monkeypatch.setattr(pw, "restorer_rows", lambda workload, images, name, mode, *_: timed.append(mode.name) or [])
-    pw.run(["set5"], ["cajnn_lite_cpu"], 1, 1, 0, torch.device("cpu"), shared=tmp_path, page_baseline=False)
-    assert timed == (["fp32", "bf16+cl"] if native_bf16 else ["fp32"])
+    pw.run(["set5"], ["cajnn_lite_cpu"], 1, 1, 0, torch.device("cpu"), shared=tmp_path, page_baseline=False,
+           mode_names=tuple(pw.MODES))
+    assert timed == (["fp32", "fp32+cl", "bf16+cl"] if native_bf16 else ["fp32", "fp32+cl"])
     assert ("bf16+cl: skipped, this CPU would only emulate it" in capsys.readouterr().out) != native_bf16
+
+
+def test_an_unknown_mode_is_a_one_line_error(tmp_path, capsys):
+    assert main(["--workload", "set5", "--modes", "fp32", "int8", "--detector-limit", "0", "--limit", "1",
+                 "--csv", str(tmp_path / "w.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --modes: unknown 'int8'") and err.count("\n") == 1
