@@ -22,14 +22,14 @@ def autocast(device_type: str, amp: str | None) -> torch.autocast:
 def emulated_amp_note(device_type: str, amp: str | None) -> str | None:
     """Why ``amp`` autocast will be slower than float32 here, or None. oneDNN has native bf16 convolutions only on
     CPUs with AVX-512 (fp16: AVX512-FP16 or AMX); elsewhere it emulates them: ``cajnn_lite_cpu`` in bf16 took 7x
-    the float32 time on an AVX2 EPYC, where float32 with channels_last was the fast path (1.3-1.8x NCHW)."""
+    the float32 time on an AVX2 EPYC."""
     if device_type != "cpu" or amp is None:
         return None
     native = getattr(torch.ops.mkldnn, f"_is_mkldnn_{amp}_supported", None)  # PyTorch's own test of the kernels
     if native is None or native():
         return None
     return (f"--amp {amp}: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native {amp} convolutions, so "
-            f"autocast is emulated and several times slower than float32 (drop --amp; keep --channels-last)")
+            f"autocast is emulated and several times slower than float32 (drop --amp)")
 
 
 def warn_if_emulated(device_type: str, amp: str | None) -> None:
