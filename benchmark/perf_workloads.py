@@ -218,7 +218,7 @@ def detectors(mode: Mode, device: torch.device) -> list[tuple[str, Callable[[np.
 
     found = [("tiny_faces_r18_wider", TinyFacesDetector.from_checkpoint(TINY_FACES_R18.path, device, amp=mode.amp,
                                                                         channels_last=mode.channels_last))]
-    if mode.name == "fp32" and package_dir("facenet_pytorch") is not None:
+    if mode.amp is None and not mode.channels_last and package_dir("facenet_pytorch") is not None:
         found.append(("mtcnn", mtcnn_detector(device=device)))
     return found
 
