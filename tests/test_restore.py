@@ -52,6 +52,21 @@ def test_cache_key_names_weights_and_settings(lite_restorer_model):
     assert "abc" in a.cache_key and len({a.cache_key, b.cache_key, c.cache_key}) == 3
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_memory_format_is_the_setting_not_the_array_strides(channels_last):
+    """A C-ordered HxWx3 array viewed as NCHW has channels-last strides, a transposed (Fortran-ordered) one has
+    not; the network sees the format of ``channels_last`` either way, so both restore to the same bytes."""
+    restorer = restore.NetworkRestorer(cajnn_lite().eval(), "m", 4, device="cpu", channels_last=channels_last)
+    wanted = torch.channels_last if channels_last else torch.contiguous_format
+    seen = []
+    restorer.model.conv_first.register_forward_hook(
+        lambda module, args, out: seen.append(args[0].is_contiguous(memory_format=wanted)))
+    img = np.random.default_rng(4).integers(0, 256, (20, 28, 3), dtype=np.uint8)
+    outs = [restorer(img), restorer(np.asfortranarray(img))]
+    assert seen == [True, True]
+    assert np.array_equal(*outs)
+
+
 def test_cache_keys_change_with_the_code_that_computes_them(lite_restorer_model, edit_code):
     """Outputs cached before a change to a network's code, the restorer's or MATLAB bicubic's are not served
     after it; the same code gives the same key."""
