@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--modes", nargs="+", default=list(perf_workloads.DEFAULT_MODES),
                    help=f"precision and memory format: {', '.join(perf_workloads.MODES)} (default: "
                    f"{' '.join(perf_workloads.DEFAULT_MODES)}; "
-                   "fp32+cl is the fast mode of a CPU without AVX-512, where bf16 is emulated and skipped)")
+                   "fp32+cl is the tables' default; bf16 is skipped on a CPU that would only emulate it)")
     w.add_argument("--csv", type=Path, default=Path("results/perf/workloads.csv"))
     args = p.parse_args(argv)
     if args.workload:

@@ -46,7 +46,7 @@ WORKLOADS = ("ic13", "wider_lr", "set5")
 RESTORERS = ("cajnn_lite_cpu", "cajnn_paper", "realesrgan_x4plus")
 LARGE_RESTORERS = ("cajnn_paper", "realesrgan_x4plus")  # timed on the first --paper-limit images only
 MODES = {"fp32": (None, False), "fp32+cl": (None, True), "bf16+cl": ("bf16", True)}
-DEFAULT_MODES = ("fp32", "bf16+cl")  # fp32+cl is the fast mode of CPUs without AVX-512 (bf16 emulated there)
+DEFAULT_MODES = ("fp32", "fp32+cl", "bf16+cl")  # fp32+cl: the tables' default (`--channels-last`)
 PROBE_SHAPE = (1, 64, 192, 192)
 PAGES = {False: "4k", True: "huge"}  # the page size of large tensors in the process (`allocator`)
 
@@ -310,10 +310,10 @@ def summary(table: pd.DataFrame) -> list[str]:
     many = table[table["path"] == "batched"].set_index(["workload", "model", "mode"])["s_per_image"]
     for k, v in (one / many).dropna().items():
         lines.append(f"batched vs one at a time, {' '.join(k)}: {v:.2f}x")
-    for _, r in table[table["mode"] == "fp32"].iterrows():
+    for _, r in table[table["mode"].isin(["fp32", "fp32+cl"])].iterrows():  # against a probe in the same format
         target = " (target >= 70 %)" if r["path"] != "per_image" else ""  # the target is the restorers'
-        lines.append(f"fp32 {r['workload']} {r['model']} {r['path']}: {100 * r['ratio_to_probe']:.0f} % of the "
-                     f"probe{target}")
+        lines.append(f"{r['mode']} {r['workload']} {r['model']} {r['path']}: {100 * r['ratio_to_probe']:.0f} % of "
+                     f"the probe{target}")
     base = one.get(("ic13", "cajnn_lite_cpu", "fp32"))
     best = table[(table["workload"] == "ic13") & (table["model"] == "cajnn_lite_cpu")]["s_per_image"].min()
     if base is not None:

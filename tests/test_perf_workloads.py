@@ -78,12 +78,16 @@ def test_summary_gives_bf16_batching_and_ic13_ratios():
     assert "one at a time fp32 0.500 s/crop, best 0.100 s/crop: 5.00x" in lines
 
 
-def test_summary_holds_only_the_restorers_to_the_probe_target():
-    fp32 = pw.Mode("fp32", None, False)
+def test_summary_holds_only_the_float32_restorers_to_the_probe_target():
+    fp32, fp32_cl, bf16 = pw.Mode("fp32", None, False), pw.Mode("fp32+cl", None, True), pw.Mode("bf16+cl", "bf16", True)
     lines = pw.summary(pd.DataFrame([pw.row("wider_hr", "mtcnn", fp32, "per_image", 2, 2.0, 10**11, 100.0),
-                                     pw.row("set5", "cajnn_lite_cpu", fp32, "batched", 2, 2.0, 10**11, 100.0)]))
+                                     pw.row("set5", "cajnn_lite_cpu", fp32, "batched", 2, 2.0, 10**11, 100.0),
+                                     pw.row("set5", "cajnn_lite_cpu", fp32_cl, "batched", 2, 1.0, 10**11, 125.0),
+                                     pw.row("set5", "cajnn_lite_cpu", bf16, "batched", 2, 0.5, 10**11, 500.0)]))
     assert "fp32 wider_hr mtcnn per_image: 50 % of the probe" in lines
     assert "fp32 set5 cajnn_lite_cpu batched: 50 % of the probe (target >= 70 %)" in lines
+    assert "fp32+cl set5 cajnn_lite_cpu batched: 80 % of the probe (target >= 70 %)" in lines
+    assert sum("% of the probe" in line for line in lines) == 3  # none for bf16
 
 
 def test_summary_compares_huge_pages_with_4k_pages_and_rates_the_huge_page_rows():

@@ -419,7 +419,7 @@ def run(data_root: str | None = None, subset: str = "all", variants: Sequence[st
         cajnn_weights: str | None = None, batch_size: int = 64, out: str | Path = "results/ocr",
         device: str = "auto", seed: int = 0, limit: int | None = None, cache_dir: str | Path | None = None,
         keep_going: bool = False, lr_downscale: int | None = None, lr_jpeg_quality: int | None = None,
-        amp: str | None = None, channels_last: bool = False, restorers: dict[str, restore.Restorer] | None = None,
+        amp: str | None = None, channels_last: bool = True, restorers: dict[str, restore.Restorer] | None = None,
         text_recognizer: TextRecognizerFn | dict[str, TextRecognizerFn] | None = None) -> pd.DataFrame | None:
     """Compute Table II into ``out``: ``<recognizer name>/predictions_<variant>.csv`` (+ ``.json`` with its key and
     timings; each recognizer has its own folder), ``table2.csv`` (one row per recognizer and variant),

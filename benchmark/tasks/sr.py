@@ -137,7 +137,7 @@ def run(data_root: str | None = None, datasets: list[str] | None = None, qfs: tu
         methods: tuple[str, ...] = METHODS, crop_border: int = 0, grey_on_grey: bool = False, round_y: bool = False,
         cajnn_weights: str | None = None, rrdb_weights: str | None = None, dncnn_weights: str | None = None,
         arcnn_weights: str | None = None, out: str | Path = "results/sr", device: str = "auto",
-        amp: str | None = None, channels_last: bool = False, tile: int = 256, seed: int = 0,
+        amp: str | None = None, channels_last: bool = True, tile: int = 256, seed: int = 0,
         limit: int | None = None, restorers: dict[str, restore.Restorer | str | Path] | None = None
         ) -> pd.DataFrame:
     """Compute Table I into ``out`` (long CSV, pivot CSV and Markdown, run.json); returns the long table.

@@ -359,7 +359,7 @@ def run(data_root: str | None = None, variants: Sequence[str] = VARIANTS, detect
         lr_jpeg_quality: int | None = None, synth_images: int = synth_faces.DEFAULT_N,
         out: str | Path = "results/tinyface", device: str = "auto", seed: int = 0, limit: int | None = None,
         cache_dir: str | Path | None = None, keep_going: bool = False, amp: str | None = None,
-        channels_last: bool = False, restorers: dict[str, restore.Restorer] | None = None,
+        channels_last: bool = True, restorers: dict[str, restore.Restorer] | None = None,
         detector: Detector | str | Sequence[Detector | str] | None = None) -> pd.DataFrame | None:
     """Compute Table III into ``out``: ``<detector name>/predictions/<variant>/`` (official format) and
     ``<variant>.json`` there, ``<detector name>/fig6_pr.png``, and ``table3.csv`` (one row per detector and variant),
