@@ -63,13 +63,16 @@ def test_embedded_default_end_to_end_and_reuse(tmp_path, capsys):
     assert pd.read_csv(out / "table2.csv").equals(table)
 
 
-def test_amp_and_channels_last_reach_the_restorer_key_and_run_metadata(tmp_path, tiny_recognizer):
+@pytest.mark.parametrize("flags, amp, channels_last", [(["--amp", "bf16"], "bf16", True),  # channels-last: default
+                                                        (["--no-channels-last"], None, False)])
+def test_amp_and_channels_last_reach_the_restorer_key_and_run_metadata(tmp_path, tiny_recognizer, flags, amp,
+                                                                       channels_last):
     out = tmp_path / "ocr"
     assert main(["--task", "ocr", "--limit", "2", "--variants", "cajnn_x4", "--recognizer-weights",
-                 str(tiny_recognizer), "--out", str(out), "--device", "cpu", "--amp", "bf16", "--channels-last"]) == 0
+                 str(tiny_recognizer), "--out", str(out), "--device", "cpu", *flags]) == 0
     meta = json.loads((out / "run.json").read_text())
-    assert meta["amp"] == "bf16" and meta["channels_last"] is True
-    assert "amp=bf16|channels_last=True" in meta["restorers"]["cajnn_x4"]
+    assert meta["amp"] == amp and meta["channels_last"] is channels_last
+    assert f"amp={amp}|channels_last={channels_last}" in meta["restorers"]["cajnn_x4"]
 
 
 def test_data_root_native_lmdb_and_flat_give_the_same_predictions(tmp_path, icdar_dir, tiny_recognizer):
