@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -33,6 +34,9 @@ from PIL import Image, UnidentifiedImageError
 from benchmark.errors import InputError
 from benchmark.images import to_rgb_uint8
 from benchmark.metrics.text import kept_by_filter
+
+if TYPE_CHECKING:  # for annotations only: lmdb is imported where it is used
+    import lmdb
 
 IMAGES_DIR = "Challenge2_Test_Task3_Images"
 GT_FILE = "Challenge2_Test_Task3_GT.txt"
