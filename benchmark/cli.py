@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "neural recognizers and Tiny Faces (bf16: CPUs with AVX512-BF16/AMX and GPUs; fp16: GPUs); default "
                    "none (fp32)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True, help="run the "
-                   "restorers and Tiny Faces in NHWC memory format (default; 1.1-1.5x faster than NCHW for every "
-                   "restorer on a CPU, float32 or bf16); --no-channels-last: NCHW")
+                   "restorers and Tiny Faces in NHWC memory format (default: 1.1-1.6x faster than NCHW for every "
+                   "restorer in float32 on a CPU, and what bf16 needs); --no-channels-last: NCHW")
     p.add_argument("--keep-going", action="store_true", help="score unusable items (corrupt, missing, unsafe "
                    "path, too small) as failed and go on, instead of refusing the dataset before any work")
     p.add_argument("--lr-jpeg-quality", type=int, help="JPEG-compress the low-resolution inputs at this quality "

@@ -310,7 +310,8 @@ def summary(table: pd.DataFrame) -> list[str]:
     many = table[table["path"] == "batched"].set_index(["workload", "model", "mode"])["s_per_image"]
     for k, v in (one / many).dropna().items():
         lines.append(f"batched vs one at a time, {' '.join(k)}: {v:.2f}x")
-    for _, r in table[table["mode"].isin(["fp32", "fp32+cl"])].iterrows():  # against a probe in the same format
+    float32 = [name for name, (amp, _) in MODES.items() if amp is None]  # each against a probe in its own format
+    for _, r in table[table["mode"].isin(float32)].iterrows():
         target = " (target >= 70 %)" if r["path"] != "per_image" else ""  # the target is the restorers'
         lines.append(f"{r['mode']} {r['workload']} {r['model']} {r['path']}: {100 * r['ratio_to_probe']:.0f} % of "
                      f"the probe{target}")

@@ -142,9 +142,8 @@ class NetworkRestorer:
     region kept (a long thin word crop of fewer pixels runs whole: it costs no more memory than a tile). ``amp``
     is None, "bf16" or "fp16" (autocast). ``ensemble`` averages the 8 flips/rotations (self-ensemble, x8 the
     time). ``channels_last`` runs the network in NHWC memory format, otherwise in NCHW, whatever the strides of
-    the image array (PyTorch follows them: a C-ordered HxWx3 array viewed as NCHW is already channels-last, a
-    transposed one is not, so before, the same image restored up to 1/255 apart and 1.4x slower as a transposed
-    array).
+    the image array: PyTorch would follow them (a C-ordered HxWx3 array viewed as NCHW is channels-last, a
+    transposed one is not), and the same image would restore differently and at another speed.
     """
 
     def __init__(self, model: nn.Module, name: str, scale: int, weights_sha256: str = "", device: str = "auto",
